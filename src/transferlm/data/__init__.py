@@ -1,0 +1,1 @@
+"""Data: corpus shards, task-format readers, collators, and the offline assets."""
