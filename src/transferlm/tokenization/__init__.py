@@ -1,1 +1,30 @@
-"""tokenization"""
+"""Tokenizers: text -> token ids with offsets, and back; nothing here imports torch.
+
+- `Encoding`, `Template`, `Tokenizer` (encoding.py): the output record and the base class that
+  does special tokens, truncation, overflow windows, batching and padding for every tokenizer.
+- `BertNormalizer` (normalize.py): BERT's basic pre-tokenizer with offsets into the original text.
+- `WordPieceTokenizer`, `learn_wordpiece` (wordpiece.py): BERT's segmenter and the WordPiece learner.
+- `ByteLevelBPETokenizer` (bpe.py): byte-level BPE (GPT-2, SmolLM2); imported on first use.
+- `load_tokenizer` (io.py): the right tokenizer for a folder, tokenizer.json, vocab.txt, or
+  vocab.json + merges.txt.
+"""
+
+from __future__ import annotations
+
+from .encoding import Encoding, Template, Tokenizer
+from .io import load_tokenizer
+from .normalize import BertNormalizer
+from .wordpiece import WordPieceTokenizer, learn_wordpiece
+
+
+def __getattr__(name: str):
+    # bpe.py is imported only when asked for, so WordPiece users never pay for (or trip on) it.
+    if name == "ByteLevelBPETokenizer":
+        from .bpe import ByteLevelBPETokenizer
+
+        return ByteLevelBPETokenizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["BertNormalizer", "ByteLevelBPETokenizer", "Encoding", "Template", "Tokenizer", "WordPieceTokenizer",
+           "learn_wordpiece", "load_tokenizer"]

@@ -1,0 +1,232 @@
+"""Pretraining objectives over a model's hidden states: MLM, NSP, SBO and causal LM.
+
+- `MLMHead` (BERT sec. 3.1 task #1): transform (dense + GELU + LayerNorm), then a decoder tied to
+  the word embeddings plus an output bias. It computes vocabulary logits only at the chosen
+  positions (gather first, then project): with 15% chosen that is ~6.7x fewer rows in the largest
+  matrix product of the step.
+- `NSPHead` (BERT sec. 3.1 task #2): W_NSP in R^{2 x C} over the pooled [CLS] vector.
+- `SpanBoundaryHead` (SpanBERT, Joshi et al. 2020 sec. 3.2): predicts each token of a masked span
+  from the two boundary tokens' outputs and a relative position embedding.
+- `causal_lm_loss`: next-token cross-entropy (labels shifted inside).
+- `PretrainingModel`: an encoder plus the chosen objectives; forward(batch) returns the total loss
+  and each component by name, the contract the trainer logs.
+- `CausalLMModel`: a decoder plus the causal LM loss, for the GPT / Llama presets.
+
+Module names follow Hugging Face BERT (`cls.predictions.transform.dense`,
+`cls.predictions.transform.LayerNorm`, `cls.predictions.bias`, `cls.predictions.decoder`,
+`cls.seq_relationship`), so `PretrainingModel.cls.state_dict()` prefixed with "cls." is exactly
+what `BertForMaskedLM` / `BertForPreTraining` load.
+
+Does not: mask tokens (objectives/masking.py does, in the collator), know about tokenizers, or
+build the encoder (models/ does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .masking import IGNORE_INDEX
+
+
+class MLMTransform(nn.Module):
+    """dense -> GELU -> LayerNorm, BERT's `BertPredictionHeadTransform`."""
+
+    def __init__(self, hidden_size: int, layer_norm_eps: float = 1e-12):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)  # HF's name, kept for loading
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(F.gelu(self.dense(x)))
+
+
+class MLMHead(nn.Module):
+    """Masked-LM head with its decoder tied to the word embeddings (BERT sec. 3.1; Press & Wolf 2017)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, embedding_weight: nn.Parameter | None = None,
+                 layer_norm_eps: float = 1e-12):
+        super().__init__()
+        self.transform = MLMTransform(hidden_size, layer_norm_eps)
+        self.decoder = nn.Linear(hidden_size, vocab_size, bias=True)
+        if embedding_weight is not None:
+            if tuple(embedding_weight.shape) != (vocab_size, hidden_size):
+                raise ValueError(f"tied embedding weight has shape {tuple(embedding_weight.shape)}, "
+                                 f"expected ({vocab_size}, {hidden_size})")
+            self.decoder.weight = embedding_weight  # tied: one tensor, two names
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.decoder.bias = self.bias  # HF ties cls.predictions.decoder.bias to cls.predictions.bias
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits for the rows given: (..., C) -> (..., V). Pass only the chosen rows."""
+        return self.decoder(self.transform(hidden))
+
+    def logits_at(self, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather the positions with a label, then project: returns ((N, V) logits, (N,) targets)."""
+        chosen = labels != IGNORE_INDEX  # (B, T)
+        return self(hidden[chosen]), labels[chosen]  # (N, C) -> (N, V)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the chosen positions (0 when none is chosen, keeping the graph)."""
+        if targets.numel() == 0:
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.float(), targets)
+
+
+class NSPHead(nn.Linear):
+    """Next-sentence prediction: W_NSP in R^{2 x C} (plus a bias) over the pooled [CLS] (BERT sec. 3.1).
+
+    Label 0 means B is the actual next segment ("IsNext"), 1 that B is random ("NotNext"), as in
+    BERT's TF code and Hugging Face's `next_sentence_label`. A plain Linear(C, 2), so that it saves
+    as HF's `cls.seq_relationship.{weight,bias}`.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__(hidden_size, 2)  # forward: (B, C) -> (B, 2)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels)
+
+
+class SpanBoundaryHead(nn.Module):
+    """SpanBERT's span boundary objective (Joshi et al. 2020 sec. 3.2).
+
+    For a masked span (x_s .. x_e) and a token x_i in it, with p_{i-s+1} a relative position
+    embedding: h0 = [y_{s-1}; y_{e+1}; p_{i-s+1}], h1 = LayerNorm(GeLU(W1 h0)),
+    y_i = LayerNorm(GeLU(W2 h1)), and y_i is scored against the vocabulary with the tied output
+    embedding plus its own bias.
+    """
+
+    def __init__(self, hidden_size: int, vocab_size: int, embedding_weight: nn.Parameter | None = None,
+                 max_positions: int = 64, position_size: int | None = None, layer_norm_eps: float = 1e-12):
+        super().__init__()
+        # spans are at most 10 words (SpanBERT sec. 3.1) but a word can be several pieces: 64 tokens
+        # is room enough; longer offsets share the last embedding.
+        self.max_positions = max_positions
+        d_pos = position_size or hidden_size
+        self.position_embeddings = nn.Embedding(max_positions, d_pos)
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * hidden_size + d_pos, hidden_size), nn.GELU(), nn.LayerNorm(hidden_size, eps=layer_norm_eps),
+            nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.LayerNorm(hidden_size, eps=layer_norm_eps),
+        )
+        self.decoder = nn.Linear(hidden_size, vocab_size, bias=True)
+        if embedding_weight is not None:
+            self.decoder.weight = embedding_weight
+
+    def forward(self, hidden: torch.Tensor, labels: torch.Tensor, span_start: torch.Tensor,
+                span_end: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden (B, T, C); labels, span_start, span_end (B, T). Returns ((N, V) logits, (N,) targets)."""
+        B, T, C = hidden.shape
+        b, i = (labels != IGNORE_INDEX).nonzero(as_tuple=True)  # (N,), (N,)
+        s, e = span_start[b, i], span_end[b, i]
+        if (s < 1).any() or (e + 1 >= T).any():
+            raise ValueError("a masked span touches the sequence edge: SBO needs a token on each side")
+        left, right = hidden[b, s - 1], hidden[b, e + 1]  # (N, C) each
+        rel = (i - s).clamp(max=self.max_positions - 1)  # 0 for the first token of the span
+        h0 = torch.cat([left, right, self.position_embeddings(rel)], dim=-1)  # (N, 2C + d_pos)
+        return self.decoder(self.mlp(h0)), labels[b, i]
+
+    @staticmethod
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return MLMHead.loss(logits, targets)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy: position t predicts labels[t + 1]; -100 labels are ignored.
+
+    logits (B, T, V), labels (B, T) (usually the input ids with padding set to -100).
+    """
+    shift_logits = logits[:, :-1].reshape(-1, logits.size(-1))  # (B * (T-1), V)
+    shift_labels = labels[:, 1:].reshape(-1)  # (B * (T-1),)
+    return F.cross_entropy(shift_logits.float(), shift_labels, ignore_index=IGNORE_INDEX)
+
+
+def _word_embedding_weight(model: nn.Module) -> nn.Parameter:
+    if hasattr(model, "get_input_embeddings"):
+        return model.get_input_embeddings().weight
+    for name, mod in model.named_modules():
+        if name.endswith("word_embeddings") or name.endswith("wte") or name.endswith("embed_tokens"):
+            return mod.weight
+    raise ValueError(f"{type(model).__name__} has no get_input_embeddings() and no word embedding module")
+
+
+class PretrainingHeads(nn.Module):
+    """The HF-named container: `.predictions` (MLM) and `.seq_relationship` (NSP, or None)."""
+
+    def __init__(self, hidden_size: int, vocab_size: int, embedding_weight: nn.Parameter | None,
+                 nsp: bool, layer_norm_eps: float):
+        super().__init__()
+        self.predictions = MLMHead(hidden_size, vocab_size, embedding_weight, layer_norm_eps)
+        self.seq_relationship = NSPHead(hidden_size) if nsp else None
+
+    def hf_state_dict(self) -> dict[str, torch.Tensor]:
+        """Tensors under Hugging Face BERT's names, without the two tied ones (decoder.weight is
+        the word embedding, decoder.bias is cls.predictions.bias; HF re-ties both on load)."""
+        tied = {"predictions.decoder.weight", "predictions.decoder.bias"}
+        return {f"cls.{k}": v.detach() for k, v in self.state_dict().items() if k not in tied}
+
+
+class PretrainingModel(nn.Module):
+    """An encoder plus MLM and optionally NSP (BERT) or SBO (SpanBERT) objectives.
+
+    forward(batch) reads input_ids, attention_mask, token_type_ids, labels (MLM, -100 elsewhere),
+    next_sentence_label (NSP) and span_start / span_end (SBO) and returns
+    {"loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy", "sbo_loss"} (the ones in use).
+    The total is the plain sum, as in both papers.
+    """
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, vocab_size: int, *, nsp: bool = True,
+                 sbo: bool = False, layer_norm_eps: float = 1e-12):
+        super().__init__()
+        self.encoder = encoder
+        emb = _word_embedding_weight(encoder)
+        self.cls = PretrainingHeads(hidden_size, vocab_size, emb, nsp, layer_norm_eps)
+        self.sbo = SpanBoundaryHead(hidden_size, vocab_size, emb, layer_norm_eps=layer_norm_eps) if sbo else None
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        out = self.encoder(batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                           token_type_ids=batch.get("token_type_ids"))
+        hidden = out.last_hidden_state  # (B, T, C)
+        labels = batch["labels"]
+        logits, targets = self.cls.predictions.logits_at(hidden, labels)  # (N, V), (N,)
+        mlm_loss = MLMHead.loss(logits, targets)
+        result: dict[str, Any] = {"mlm_loss": mlm_loss}
+        with torch.no_grad():
+            result["mlm_accuracy"] = (logits.argmax(-1) == targets).float().mean() if targets.numel() else logits.new_zeros(())
+        total = mlm_loss
+        if self.cls.seq_relationship is not None:
+            if out.pooler_output is None:
+                raise ValueError("NSP needs the encoder's pooled output (build the encoder with its pooler)")
+            nsp_logits = self.cls.seq_relationship(out.pooler_output)  # (B, 2)
+            nsp_loss = NSPHead.loss(nsp_logits, batch["next_sentence_label"])
+            total = total + nsp_loss
+            result["nsp_loss"] = nsp_loss
+            with torch.no_grad():
+                result["nsp_accuracy"] = (nsp_logits.argmax(-1) == batch["next_sentence_label"]).float().mean()
+        if self.sbo is not None:
+            sbo_logits, sbo_targets = self.sbo(hidden, labels, batch["span_start"], batch["span_end"])
+            sbo_loss = SpanBoundaryHead.loss(sbo_logits, sbo_targets)
+            total = total + sbo_loss  # SpanBERT sec. 3.2: L = L_MLM + L_SBO
+            result["sbo_loss"] = sbo_loss
+        result["loss"] = total
+        return result
+
+
+class CausalLMModel(nn.Module):
+    """A decoder returning logits (B, T, V) plus the causal LM loss, for the GPT / Llama presets."""
+
+    def __init__(self, decoder: nn.Module):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        out = self.decoder(batch["input_ids"], attention_mask=batch.get("attention_mask"))
+        logits = out.logits if hasattr(out, "logits") else out  # (B, T, V)
+        labels = batch.get("labels", batch["input_ids"])
+        loss = causal_lm_loss(logits, labels)
+        return {"loss": loss, "lm_loss": loss}
