@@ -12,13 +12,7 @@ from transferlm.heads.crf import CRF, transition_constraints
 from transferlm.heads.tagging import CRFTagger
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BIO = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]

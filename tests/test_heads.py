@@ -14,13 +14,7 @@ from transferlm.heads.tagging import (IGNORE_INDEX, TokenTagger, align_labels, m
 from transferlm.training.metrics import accuracy, entity_prf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------- classification

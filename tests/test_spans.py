@@ -11,13 +11,7 @@ from transferlm.heads.spans import NULL, SpanClassifier, calibrate_threshold, en
 from transferlm.training.metrics import span_prf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FIX = Path(__file__).parent / "fixtures"

@@ -27,11 +27,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
+
+from ..fileio import atomic_write_text
 
 
 class FormatError(ValueError):
@@ -136,7 +137,7 @@ class LabelSet:
         return [self.labels[int(i)] for i in ids]
 
     def save(self, path: str | os.PathLike) -> None:
-        _atomic_write_text(Path(path), json.dumps({"labels": self.labels}, indent=1) + "\n")
+        atomic_write_text(Path(path), json.dumps({"labels": self.labels}, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LabelSet":
@@ -149,21 +150,6 @@ class LabelSet:
                 isinstance(x, str) for x in obj["labels"]):
             raise FormatError(path, 1, 'expected {"labels": [<string>, ...]}')
         return cls(obj["labels"])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _check_label(label: str, label_set: LabelSet | None, col: _Collector, line: int) -> bool:
@@ -457,7 +443,7 @@ def write_conll(path: str | os.PathLike, sentences: Iterable[TaggedSentence | tu
         toks, tags = (s.tokens, s.tags) if isinstance(s, TaggedSentence) else s
         lines.extend(f"{a}\t{b}" for a, b in zip(toks, tags))
         lines.append("")
-    _atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
 
 
 # ----------------------------------------------------------------------------------------------

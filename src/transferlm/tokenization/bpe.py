@@ -38,7 +38,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import tempfile
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +47,7 @@ from pathlib import Path
 import regex
 
 from .bytelevel import GGUF_PRE, PATTERNS, alphabet, bytes_to_unicode, compile_pattern, to_byte_symbols
+from ..fileio import atomic_write_bytes
 from .encoding import Encoding, Template, Tokenizer
 
 
@@ -330,22 +330,6 @@ def read_merges_txt(path: str | os.PathLike, vocab: Mapping[str, int]) -> list[t
                 raise BPEFileError(f"{path}:{lineno}: merge {a!r} {b!r} names {s!r}, which is not in the vocabulary")
         merges.append((a, b))
     return merges
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # =============================================================================================
@@ -678,9 +662,9 @@ class ByteLevelBPETokenizer(Tokenizer):
     def save_vocab_merges(self, folder: str | os.PathLike) -> None:
         folder = Path(folder)
         vocab = dict(sorted(self.vocab.items(), key=lambda kv: kv[1]))
-        _atomic_write(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
+        atomic_write_bytes(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
         lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in self.merges]
-        _atomic_write(folder / "merges.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+        atomic_write_bytes(folder / "merges.txt", ("\n".join(lines) + "\n").encode("utf-8"))
 
     @classmethod
     def from_vocab_merges(cls, vocab_file: str | os.PathLike, merges_file: str | os.PathLike, **kwargs) -> "ByteLevelBPETokenizer":
@@ -809,11 +793,11 @@ class ByteLevelBPETokenizer(Tokenizer):
         """tokenizer.json, vocab.json + merges.txt, and tokenizer_config.json (the special-token roles)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / "tokenizer.json", json.dumps(self.to_hf_json(), ensure_ascii=False, indent=1).encode("utf-8"))
+        atomic_write_bytes(folder / "tokenizer.json", json.dumps(self.to_hf_json(), ensure_ascii=False, indent=1).encode("utf-8"))
         self.save_vocab_merges(folder)
         config = {f"{role}_token": tok for role, tok in self.special_tokens.items()}
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        _atomic_write(folder / "tokenizer_config.json", json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8"))
+        atomic_write_bytes(folder / "tokenizer_config.json", json.dumps(config, ensure_ascii=False, indent=1).encode("utf-8"))
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> "ByteLevelBPETokenizer":

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
+from ..fileio import atomic_write_bytes, atomic_write_text
 from .encoding import Template
 from .normalize import WHITESPACE, BertNormalizer
 from .wordpiece import SPECIAL_TOKENS, WordPieceConfig, WordPieceTokenizer
@@ -40,30 +40,6 @@ class TokenizerFileError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # Plain files
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `path` so that it is either the old file or the complete new one: temp file in the
-    same folder, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _decode_line(raw: bytes, path: Path, lineno: int) -> str:
