@@ -37,3 +37,9 @@ def test_wnut16_shape():
 def test_cli_assets_path(capsys):
     assert main(["assets", "path", "minilm"]) == 0
     assert capsys.readouterr().out.strip().endswith("model")
+
+
+def test_bbc_news_is_decoded_as_utf8():
+    texts = [t for t, _ in assets.bbc_news()]
+    assert sum("£" in t for t in texts) > 500  # pounds sterling, as written
+    assert not any("Â£" in t for t in texts)  # UTF-8 read as latin-1 would give this

@@ -1,0 +1,406 @@
+"""Fine-tuning benchmarks (issue #7): BBC News learning curve, WNUT-16 heads, training speed.
+
+    python benchmarks/finetune.py [--quick] [--only bbc,wnut,speed] [--threads 2]
+
+Splits (the same everywhere, also in the tests' spirit):
+- BBC News: the 2,225 articles in `assets.bbc_news()` order, shuffled with random.Random(0);
+  the first 20% (445) are the held-out test set, the other 80% (1,780) the training pool. A
+  learning-curve point "k per class" takes the first k training articles of each class in that
+  shuffled order; "all" is the whole pool.
+- WNUT-16: the 2,394 tweets of `assets.wnut16()`, shuffled with random.Random(0); the first 80%
+  (1,915) train, the rest (479) test.
+
+(1) BBC: accuracy on the held-out 20% of: our MiniLM fine-tuning (TextClassifier defaults:
+    [CLS] pooler head, lr 1e-4, batch 16, 4 epochs, >= 60 updates, max length 256), TF-IDF +
+    logistic regression (scikit-learn, sublinear tf, C=10), and frozen MiniLM mean-pooled features
+    + logistic regression (C=10, features L2-normalised).
+(2) WNUT-16: entity F1 (our metrics, and seqeval's on the same predictions) of the softmax head
+    (Tagger defaults: head lr 1e-3) decoded from the first subword and from the mean over
+    subwords (the same trained weights), the softmax head with the head at the encoder's rate
+    (1e-4), the CRF head, the span head (head lr 1e-3, trained on 90% of the training tweets,
+    its threshold calibrated on the other 10%; flat-decoded: greedy by score, no overlaps, so
+    seqeval can read it),
+    and transformers' BertForTokenClassification on the same weights (first-subword labels,
+    lr 1e-4, batch 16, 5 epochs, linear decay, AdamW: the issue's reference recipe).
+(3) Speed: training throughput in real (non-padding) subword tokens per second, WNUT tweets,
+    batch 16, max length 128, the same weights, tokenisation, threads and optimizer (fused AdamW),
+    one step of each model in turn so both see the same machine load: ours (length-bucketed
+    batches; the Encoder drops all-padding columns) vs transformers with random batches padded to
+    the longest (its default data collator) and, for reference, transformers fed our bucketed
+    batches.
+
+--quick: max length 128 for BBC, learning curve 5 / 10 / 25 per class (no "all"), WNUT on 600
+training tweets with 3 epochs for every model (the reference too), speed over 96 tweets.
+The full run is heavy on 2 shared cores (hours); the printed time budget says what each part took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from transferlm.data import assets  # noqa: E402
+from transferlm.data.finetune_collate import BucketedBatches, FinetuneCollator  # noqa: E402
+from transferlm.heads.classification import masked_mean  # noqa: E402
+from transferlm.pipelines import SpanTagger, Tagger, TextClassifier  # noqa: E402
+from transferlm.training import metrics  # noqa: E402
+from transferlm.training.optim import build_optimizer  # noqa: E402
+
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.0f}s] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+
+def bbc_split():
+    data = assets.bbc_news()
+    order = list(range(len(data)))
+    random.Random(0).shuffle(order)
+    n_test = len(data) // 5
+    test = [data[i] for i in order[:n_test]]
+    pool = [data[i] for i in order[n_test:]]
+    return pool, test
+
+
+def per_class(pool, k):
+    labels = sorted({y for _, y in pool})
+    return [x for lab in labels for x in [p for p in pool if p[1] == lab][:k]]
+
+
+def wnut_split():
+    data = assets.wnut16()
+    order = list(range(len(data)))
+    random.Random(0).shuffle(order)
+    cut = int(0.8 * len(data))
+    return [data[i] for i in order[:cut]], [data[i] for i in order[cut:]]
+
+
+def tag_labels(data):
+    tags = sorted({t for _, ts in data for t in ts} - {"O"})
+    return ["O"] + tags
+
+
+# ---------------------------------------------------------------------------------------------- (1) BBC
+
+
+def frozen_features(texts, max_length):
+    from transferlm.models.encoder import Encoder
+    from transferlm.tokenization.io import load_tokenizer
+
+    folder = assets.path("minilm")
+    enc, tok = Encoder.from_pretrained(folder).eval(), load_tokenizer(folder)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), enc.config.hidden_size), dtype=np.float32)
+    with torch.no_grad():
+        for k in range(0, len(order), 32):
+            idx = order[k:k + 32]
+            encs = tok.encode_batch([texts[i] for i in idx], max_length=max_length)
+            ids = torch.tensor([e.ids for e in encs])
+            mask = torch.tensor([e.attention_mask for e in encs])
+            h = enc(ids, attention_mask=mask).last_hidden_state  # (B, T, C)
+            v = masked_mean(h, mask)  # (B, C)
+            out[idx] = torch.nn.functional.normalize(v, dim=-1).numpy()
+    return out
+
+
+def bench_bbc(quick: bool) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    max_length = 128 if quick else 256
+    pool, test = bbc_split()
+    sizes = [5, 10, 25] if quick else [5, 10, 25, "all"]
+    log(f"BBC: pool {len(pool)}, test {len(test)}, max length {max_length}, sizes {sizes}")
+    texts = [t for t, _ in pool] + [t for t, _ in test]
+    feats = frozen_features(texts, max_length)
+    index = {t: i for i, t in enumerate(texts)}
+    X_test = feats[len(pool):]
+    y_test = [y for _, y in test]
+    log("BBC: frozen features done")
+    rows = []
+    for k in sizes:
+        train = pool if k == "all" else per_class(pool, k)
+        tx, ty = [t for t, _ in train], [y for _, y in train]
+        tfidf = TfidfVectorizer(sublinear_tf=True)
+        lr_t = LogisticRegression(C=10.0, max_iter=2000).fit(tfidf.fit_transform(tx), ty)
+        acc_tfidf = metrics.accuracy(y_test, list(lr_t.predict(tfidf.transform([t for t, _ in test]))))
+        lr_f = LogisticRegression(C=10.0, max_iter=2000).fit(feats[[index[t] for t in tx]], ty)
+        acc_frozen = metrics.accuracy(y_test, list(lr_f.predict(X_test)))
+        t = time.perf_counter()
+        clf = TextClassifier.new("minilm", labels=sorted(set(ty)), max_length=max_length)
+        clf.fit(tx, ty, progress=False)
+        acc_ft = clf.evaluate([t for t, _ in test], y_test)["accuracy"]
+        rows.append((k, len(train), acc_ft, acc_tfidf, acc_frozen, time.perf_counter() - t))
+        log(f"BBC k={k}: fine-tuned {acc_ft:.4f}  tfidf+LR {acc_tfidf:.4f}  frozen+LR {acc_frozen:.4f}")
+    print("\nBBC News, accuracy on the held-out 20% (445 articles)")
+    print(f"{'per class':>10} {'n':>5} {'fine-tuned':>11} {'tfidf+LR':>9} {'frozen+LR':>10} {'beats both':>11} {'ft time':>8}")
+    for k, n, a, b, c, s in rows:
+        print(f"{k!s:>10} {n:>5} {a:>11.4f} {b:>9.4f} {c:>10.4f} {str(a > b and a > c):>11} {s:>7.0f}s")
+
+
+# ---------------------------------------------------------------------------------------------- (2) WNUT
+
+
+def seqeval_f1(gold, pred) -> float | None:
+    try:
+        from seqeval.metrics import f1_score
+    except ImportError:
+        return None
+    return float(f1_score(gold, pred))
+
+
+def hf_token_classifier(num_labels: int):
+    from transformers import BertForTokenClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    return BertForTokenClassification.from_pretrained(str(assets.path("minilm")), num_labels=num_labels)
+
+
+def hf_batches(feats, batch_size, seed, bucketed=False):
+    """transformers' default: a random permutation, each batch padded to its longest row."""
+    if bucketed:
+        b = BucketedBatches(feats, batch_size, seed=seed)
+        return [b[i] for i in range(len(b))]
+    order = list(range(len(feats)))
+    random.Random(seed).shuffle(order)
+    return [[feats[i] for i in order[k:k + batch_size]] for k in range(0, len(order), batch_size)]
+
+
+def hf_inputs(batch, pad_id):
+    b = FinetuneCollator(pad_id)(batch)
+    return {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"],
+            "token_type_ids": b["token_type_ids"], "labels": b["labels"]}
+
+
+def train_hf_tagger(ref: Tagger, train, epochs: float, lr: float = 1e-4, batch_size: int = 16):
+    """transformers' BertForTokenClassification, first-subword labels, linear decay, AdamW."""
+    torch.manual_seed(0)
+    model = hf_token_classifier(len(ref.labels)).train()
+    feats, _ = ref.features([w for w, _ in train], [t for _, t in train])
+    steps_per_epoch = math.ceil(len(feats) / batch_size)
+    total = int(epochs * steps_per_epoch)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)  # HF Trainer defaults
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total))
+    step = 0
+    for epoch in range(math.ceil(epochs)):
+        for batch in hf_batches(feats, batch_size, seed=epoch):
+            if step >= total:
+                break
+            loss = model(**hf_inputs(batch, ref.pad_id)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+    return model.eval()
+
+
+def hf_predict_tags(model, ref: Tagger, sentences):
+    """First-subword argmax of the HF model, through our window / word bookkeeping."""
+    feats, owner = ref.features(sentences)
+    out = [[None] * len(s) for s in sentences]
+    with torch.no_grad():
+        for k in range(0, len(feats), 32):
+            chunk = feats[k:k + 32]
+            b = FinetuneCollator(ref.pad_id)(chunk)
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                           token_type_ids=b["token_type_ids"]).logits
+            for r, f in enumerate(chunk):
+                s = owner[k + r]
+                prev = None
+                for t, w in enumerate(f["word_ids"]):
+                    if w >= 0 and w != prev and out[s][w] is None:
+                        out[s][w] = ref.labels[int(logits[r, t].argmax())]
+                    prev = w
+    return [[t or "O" for t in row] for row in out]
+
+
+def bio_spans(tags):
+    return [(s, e + 1, typ) for typ, s, e in metrics.get_entities(tags)]
+
+
+def flat_tags(n, spans):
+    """Greedy by score, non-overlapping spans -> BIO tags."""
+    tags = ["O"] * n
+    taken = [False] * n
+    for e in sorted(spans, key=lambda e: -e["score"]):
+        if any(taken[e["start"]:e["end"]]):
+            continue
+        for i in range(e["start"], e["end"]):
+            taken[i] = True
+            tags[i] = ("B-" if i == e["start"] else "I-") + e["label"]
+    return tags
+
+
+def bench_wnut(quick: bool) -> None:
+    train, test = wnut_split()
+    epochs = 3.0 if quick else 5.0
+    if quick:
+        train = train[:600]
+    labels = tag_labels(train + test)
+    gold = [t for _, t in test]
+    sents = [w for w, _ in test]
+    log(f"WNUT: train {len(train)}, test {len(test)}, epochs {epochs}")
+    rows = []
+
+    def score(name, pred, secs):
+        rep = metrics.entity_prf(gold, pred)
+        rows.append((name, rep.micro.precision, rep.micro.recall, rep.micro.f1, seqeval_f1(gold, pred), secs))
+        log(f"WNUT {name}: F1 {rep.micro.f1:.4f}")
+
+    t = time.perf_counter()
+    soft = Tagger.new("minilm", labels=labels, head="softmax")
+    soft.fit([w for w, _ in train], [x for _, x in train], epochs=epochs, progress=False)
+    secs = time.perf_counter() - t
+    score("softmax, first subword", soft.predict_tags(sents)[0], secs)
+    soft.options.aggregation = "mean"
+    score("softmax, mean of subwords", soft.predict_tags(sents)[0], 0.0)
+
+    t = time.perf_counter()
+    soft2 = Tagger.new("minilm", labels=labels, head="softmax")
+    soft2.fit([w for w, _ in train], [x for _, x in train], epochs=epochs, head_lr=1e-4, progress=False)
+    score("softmax, head lr = lr 1e-4", soft2.predict_tags(sents)[0], time.perf_counter() - t)
+
+    t = time.perf_counter()
+    crf = Tagger.new("minilm", labels=labels, head="crf")
+    crf.fit([w for w, _ in train], [x for _, x in train], epochs=epochs, progress=False)
+    score("CRF, first subword", crf.predict_tags(sents)[0], time.perf_counter() - t)
+
+    bench_wnut_spans(quick, train, labels, score, epochs)
+
+    t = time.perf_counter()
+    hf = train_hf_tagger(soft, train, epochs)
+    score("transformers reference", hf_predict_tags(hf, soft, sents), time.perf_counter() - t)
+
+    print(f"\nWNUT-16, entity-level micro scores on the held-out 20% ({len(test)} tweets)")
+    print(f"{'model':<28} {'P':>7} {'R':>7} {'F1':>7} {'seqeval F1':>11} {'train time':>11}")
+    for name, p, r, f, s, secs in rows:
+        sv = f"{s:.4f}" if s is not None else "n/a"
+        print(f"{name:<28} {p:>7.4f} {r:>7.4f} {f:>7.4f} {sv:>11} {secs:>10.0f}s")
+    ref = rows[-1][3]
+    best = max(rows[:-1], key=lambda r: r[3])
+    print(f"best ours ({best[0]}) / transformers: {best[3] / ref if ref else float('nan'):.3f}; "
+          f"softmax first-subword - transformers: {rows[0][3] - ref:+.4f}")
+
+
+# ---------------------------------------------------------------------------------------------- (3) speed
+
+
+def bench_wnut_spans(quick, train=None, labels=None, score=None, epochs=None) -> None:
+    """The span head on WNUT: trained on the first 90% of the training tweets; the threshold on
+    its best non-NULL probability calibrated on the other 10% (entities are ~1% of all spans,
+    so the argmax is almost always NULL); flat decoding so that seqeval can score it."""
+    _, test = wnut_split()
+    if train is None:
+        train, _ = wnut_split()
+        train = train[:600] if quick else train
+        labels = tag_labels(train + test)
+        epochs = 3.0 if quick else 5.0
+    gold = [t for _, t in test]
+    sents = [w for w, _ in test]
+    if score is None:
+        def score(name, pred, secs):
+            rep = metrics.entity_prf(gold, pred)
+            print(f"{name}: P {rep.micro.precision:.4f} R {rep.micro.recall:.4f} F1 {rep.micro.f1:.4f} "
+                  f"seqeval F1 {seqeval_f1(gold, pred)} train time {secs:.0f}s")
+    t = time.perf_counter()
+    cut = int(0.9 * len(train))
+    span_labels = sorted({lab[2:] for lab in labels if lab != "O"})
+    st = SpanTagger.new("minilm", labels=span_labels)
+    st.fit([w for w, _ in train[:cut]], [bio_spans(x) for _, x in train[:cut]], epochs=epochs, progress=False)
+    thr = st.calibrate([w for w, _ in train[cut:]], [bio_spans(x) for _, x in train[cut:]])
+    log(f"WNUT span head: threshold {thr:.4f} (calibrated on {len(train) - cut} held-out training tweets)")
+    pred = [flat_tags(len(w), e) for w, e in zip(sents, st.predict_tokens(sents))]
+    score("span head (flat decoding)", pred, time.perf_counter() - t)
+
+
+def bench_speed(quick: bool, steps_warmup: int = 2) -> None:
+    train, _ = wnut_split()
+    sample = train[:96] if quick else train[:480]
+    labels = tag_labels(train)
+    ours = Tagger.new("minilm", labels=labels, max_length=128)
+    feats, _ = ours.features([w for w, _ in sample], [t for _, t in sample])
+    bucket = BucketedBatches(feats, 16, seed=0)
+    ours_batches = [bucket[i] for i in range(len(bucket))]
+    rand_batches = hf_batches(feats, 16, seed=0)
+    collate = FinetuneCollator(ours.pad_id)
+    model = ours.model.train()
+    opt = build_optimizer(model, 1e-4, 0.01)
+    torch.manual_seed(0)
+    hf = hf_token_classifier(len(labels)).train()
+    hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
+    hf2 = hf_token_classifier(len(labels)).train()
+    hf2_opt = torch.optim.AdamW(hf2.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
+
+    def step_ours(batch):
+        b = collate(batch)
+        loss = model(b)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return int(b["attention_mask"].sum()), b["input_ids"].numel()
+
+    def step_hf(m, o, batch):
+        inp = hf_inputs(batch, ours.pad_id)
+        m(**inp).loss.backward()
+        o.step()
+        o.zero_grad(set_to_none=True)
+        return int(inp["attention_mask"].sum()), inp["input_ids"].numel()
+
+    runs = {"ours (bucketed)": lambda b: step_ours(b), "transformers (random batches)": lambda b: step_hf(hf, hf_opt, b),
+            "transformers (our bucketed batches)": lambda b: step_hf(hf2, hf2_opt, b)}
+    data = {"ours (bucketed)": ours_batches, "transformers (random batches)": rand_batches,
+            "transformers (our bucketed batches)": ours_batches}
+    for name, fn in runs.items():  # warm-up steps, not timed
+        for b in data[name][:steps_warmup]:
+            fn(b)
+    tot = {k: [0.0, 0, 0] for k in runs}
+    for i in range(len(ours_batches)):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            real, padded = fn(data[name][i])
+            tot[name][0] += time.perf_counter() - t
+            tot[name][1] += real
+            tot[name][2] += padded
+    print(f"\nTraining speed, WNUT-16 tagging, {len(sample)} tweets in batches of 16, max length 128, "
+          f"{torch.get_num_threads()} threads, fused AdamW for all")
+    print(f"{'run':<38} {'real tok/s':>11} {'padding':>8} {'time':>7}")
+    for name, (secs, real, padded) in tot.items():
+        print(f"{name:<38} {real / secs:>11.1f} {1 - real / padded:>8.1%} {secs:>6.1f}s")
+    r = tot["ours (bucketed)"]
+    h = tot["transformers (random batches)"]
+    print(f"ratio ours / transformers (random batches): {(r[1] / r[0]) / (h[1] / h[0]):.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a small run (see the module docstring)")
+    ap.add_argument("--only", default="speed,wnut,bbc", help="comma-separated parts: bbc, wnut, spans (the WNUT span head alone), speed")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    print(f"benchmarks/finetune.py {'--quick ' if args.quick else ''}--only {','.join(parts)} "
+          f"threads {args.threads}, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    for p in parts:
+        {"bbc": bench_bbc, "wnut": bench_wnut, "spans": bench_wnut_spans, "speed": bench_speed}[p](args.quick)
+        log(f"{p} done")
+
+
+if __name__ == "__main__":
+    main()

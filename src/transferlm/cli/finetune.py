@@ -1,0 +1,322 @@
+"""`transferlm finetune`: fine-tune an encoder for classification, pairs, tagging, spans or QA.
+
+    transferlm finetune --task classify --model minilm --train train.csv --dev dev.csv --out runs/bbc
+    transferlm finetune --config finetune.yaml
+
+Reads the training and dev files with data/formats.py (format from --format, or sniffed from the
+extension and content: CSV / TSV (GLUE) / JSON lines for classify and pair, CoNLL for tag, span
+JSON lines for spans, SQuAD JSON for qa), builds the label set from the training data (a dev
+label outside it is an error naming the file and line), trains with the shared Trainer and
+writes OUT/model (a Hugging Face-style folder: config.json with id2label, model.safetensors,
+tokenizer files, transferlm_pipeline.json), OUT/metrics.jsonl (train loss every few steps, dev
+metrics every epoch) and OUT/checkpoints (running the same command again resumes). The last
+stdout line is one JSON object: the dev metrics of the final model.
+
+Defaults (checked on BBC News and WNUT-16 with all-MiniLM-L6-v2 by benchmarks/finetune.py):
+  lr 1e-4 (MiniLM-size encoders need more than BERT-base's 2e-5..5e-5), batch 16, linear decay
+  after 10% warmup, weight decay 0.01, gradient clipping at 1.0, at least 60 updates (few-shot);
+  classify: 4 epochs, max length 256, [CLS] pooler head (loads in transformers);
+  pair: 4 epochs, max length 128;  tag: 5 epochs, max length 128 (windows overlapping by 32),
+  softmax head with head lr 1e-3, first-subword labels and decoding;  spans: 10 epochs,
+  max width 8 words, head lr 1e-3;
+  qa: 2 epochs, max length 384, stride 128 (BERT's SQuAD settings).
+The YAML --config mirrors the flags (`max_length: 128` is `--max-length 128`); flags given on
+the command line win; an unknown key is an error naming it.
+
+Does not: pretrain (`transferlm pretrain`), or search hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import UserError
+
+TASKS = ("classify", "pair", "tag", "spans", "qa")
+# Task defaults: epochs, max_length (see the module docstring for the reasons).
+TASK_DEFAULTS = {"classify": (4.0, 256), "pair": (4.0, 128), "tag": (5.0, 128), "spans": (10.0, 128),
+                 "qa": (2.0, 384)}
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = ""  # classify | pair | tag | spans | qa
+    model: str = "minilm"  # an asset name or a Hugging Face BERT folder
+    train: str = ""  # training file
+    dev: str = ""  # dev file (scored every epoch and at the end)
+    out: str = ""  # output folder: model/, metrics.jsonl, checkpoints/
+    format: str = ""  # csv | tsv | jsonl | conll | spans | squad; "" = sniffed from the file
+    epochs: float | None = None  # None: the task default above
+    lr: float = 1e-4  # MiniLM-size encoders (see above)
+    batch_size: int = 16  # BERT sec. A.3 grid {16, 32}
+    max_length: int | None = None  # None: the task default above
+    min_steps: int = 60  # few-shot data trains at least this many updates
+    warmup_ratio: float = 0.1  # BERT: linear warmup over the first 10% of the steps
+    weight_decay: float = 0.01  # BERT appendix A.2
+    schedule: str = "linear"  # linear | cosine | constant | slanted_triangular
+    freeze: str = ""  # "" | encoder | embeddings | N (train only the top N layers)
+    layerwise_lr_decay: float | None = None  # e.g. 0.9: layer l gets lr * 0.9^(L+1-l)
+    gradual_unfreezing: bool = False  # ULMFiT: unfreeze one more layer group per epoch
+    head_lr: float | None = None  # peak lr of the task head; None: lr (tag softmax, spans: 1e-3)
+    seed: int = 0
+    pooling: str = "cls"  # classify / pair: cls | mean | concat
+    head: str = "softmax"  # tag: softmax | crf
+    label_all_subwords: bool = False  # tag: train every subword (BIO) instead of the first
+    aggregation: str = "first"  # tag: first | mean | max subword scores per word at decoding
+    stride: int | None = None  # window overlap in subwords; tag: max_length // 4, qa: max_length // 3
+    max_width: int = 8  # spans: longest span in words
+    span_pooling: str = "mean"  # spans: mean | attention
+    calibrate: bool = False  # spans: tune the span threshold on dev; qa (v2): the no-answer threshold
+    skip_bad: bool = False  # skip (and report) malformed records instead of stopping
+    save_every: int = 0  # steps between checkpoints (0 = only at the end)
+    progress: bool = True  # progress bar on stderr
+
+    def __post_init__(self) -> None:
+        if self.task and self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+
+
+def load_dataclass_config(cls, path: str | Path | None, overrides: dict[str, Any]):
+    """A dataclass from a YAML file (keys = field names, '-' or '_') and then the given overrides
+    (None = not given). Unknown keys and values of the wrong type are errors naming the file."""
+    values: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    where = str(path) if path else "flags"
+    if path:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ValueError(f"{path}:{mark.line + 1 if mark else 1}: bad YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}:1: expected a mapping of option: value")
+        lines = _key_lines(path)
+        for key, value in raw.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise ValueError(f"{path}:{lines.get(str(key), 1)}: unknown config key {key!r} "
+                                 f"(known: {', '.join(sorted(known))})")
+            values[name] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for name, value in list(values.items()):
+        t = hints[name]
+        args = set(typing.get_args(t))
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), t) if args else t
+        if value is None and optional:
+            continue
+        ok = True
+        if base is bool:
+            ok = isinstance(value, bool)
+        elif base is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif base is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif base is str:
+            ok = isinstance(value, (str, int)) and not isinstance(value, bool)
+            value = str(value) if ok else value
+        if not ok:
+            raise ValueError(f"{where}: {name} must be {getattr(base, '__name__', base)}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def _key_lines(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line and not line[0].isspace() and ":" in line and not line.lstrip().startswith("#"):
+            out.setdefault(line.split(":", 1)[0].strip().strip("'\""), lineno)
+    return out
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="fine-tune an encoder: classify, pair, tag, spans or qa",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML file whose keys are these flags (flags given here win)")
+    p.add_argument("--task", choices=TASKS, default=None, help="the task family")
+    p.add_argument("--model", default=None, help="asset name or Hugging Face BERT folder (default: minilm)")
+    p.add_argument("--train", default=None, help="training file")
+    p.add_argument("--dev", default=None, help="dev file, scored every epoch")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--format", default=None, choices=["csv", "tsv", "jsonl", "conll", "spans", "squad"],
+                   help="input format (default: from the extension and content)")
+    p.add_argument("--epochs", type=float, default=None, help="passes over the training data (default: per task)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-4)")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per update (default: 16)")
+    p.add_argument("--max-length", type=int, default=None, help="subwords per input (default: per task)")
+    p.add_argument("--min-steps", type=int, default=None, help="at least this many updates (default: 60)")
+    p.add_argument("--warmup-ratio", type=float, default=None, help="warmup fraction of the steps (default: 0.1)")
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default: 0.01)")
+    p.add_argument("--schedule", choices=["linear", "cosine", "constant", "slanted_triangular"], default=None,
+                   help="learning-rate schedule (default: linear)")
+    p.add_argument("--freeze", default=None,
+                   help="freeze 'encoder', 'embeddings', or give N to train only the top N layers")
+    p.add_argument("--layerwise-lr-decay", type=float, default=None,
+                   help="discriminative fine-tuning: layer l gets lr * d^(L+1-l) (e.g. 0.9)")
+    p.add_argument("--gradual-unfreezing", action="store_true", default=None,
+                   help="ULMFiT: train the head first, then one more layer per epoch")
+    p.add_argument("--head-lr", type=float, default=None,
+                   help="peak learning rate of the task head (default: --lr; 1e-3 for the tag softmax "
+                        "head and the spans FFNN scorer, which learn too slowly at 1e-4)")
+    p.add_argument("--seed", type=int, default=None, help="seed for the head, dropout and data order (default: 0)")
+    p.add_argument("--pooling", choices=["cls", "mean", "concat"], default=None,
+                   help="classify/pair: [CLS] pooler (default; loads in transformers), mean, or ULMFiT concat")
+    p.add_argument("--head", choices=["softmax", "crf"], default=None, help="tag: softmax (default) or CRF")
+    p.add_argument("--label-all-subwords", action="store_true", default=None,
+                   help="tag: train on every subword (BIO) instead of the first of each word")
+    p.add_argument("--aggregation", choices=["first", "mean", "max"], default=None,
+                   help="tag: word scores from the first subword (default) or the mean / max of all")
+    p.add_argument("--stride", type=int, default=None, help="window overlap in subwords (tag: max length / 4, qa: max length / 3)")
+    p.add_argument("--max-width", type=int, default=None, help="spans: longest span in words (default: 8)")
+    p.add_argument("--span-pooling", choices=["mean", "attention"], default=None,
+                   help="spans: pool the span's words by mean (default) or attention")
+    p.add_argument("--calibrate", action="store_true", default=None,
+                   help="spans: tune the score threshold on dev; qa (v2.0): tune the no-answer threshold")
+    p.add_argument("--skip-bad", action="store_true", default=None,
+                   help="skip malformed records (counted and reported) instead of stopping")
+    p.add_argument("--save-every", type=int, default=None, help="steps between checkpoints (default: end only)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar")
+    p.set_defaults(func=run)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def read_task_data(task: str, path: str | Path, fmt: str | None = None, labels: list[str] | None = None,
+                   skip_bad: bool = False):
+    """Examples of a task's file; with `labels`, a label outside them is an error (file:line)."""
+    from ..data import formats
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    fmt = fmt or formats.sniff_format(path)
+    expect = {"classify": ("csv", "tsv", "jsonl"), "pair": ("csv", "tsv", "jsonl"), "tag": ("conll",),
+              "spans": ("spans",), "qa": ("squad",)}[task]
+    if fmt not in expect:
+        raise UserError(f"{path}: the {task} task reads {' / '.join(expect)} files, but this looks like "
+                        f"{fmt} (give --format to override)")
+    label_set = formats.LabelSet(labels) if labels else None
+    if task in ("classify", "pair"):
+        return formats.read_classification(path, fmt=fmt, pairs=task == "pair", label_set=label_set,
+                                           skip_bad=skip_bad)
+    if task == "tag":
+        probe = formats.read_conll(path, scheme=None, skip_bad=True)
+        tags = {t for s in probe for t in s.tags}
+        scheme = "BIOES" if any(t[:2] in ("E-", "S-") for t in tags) else "BIO"
+        return formats.read_conll(path, scheme=scheme, label_set=label_set, skip_bad=skip_bad)
+    if task == "spans":
+        return formats.read_spans(path, label_set=label_set, skip_bad=skip_bad)
+    return formats.read_squad(path, skip_bad=skip_bad)
+
+
+def task_labels(task: str, examples) -> list[str]:
+    from ..data.formats import LabelSet
+
+    if task in ("classify", "pair"):
+        return LabelSet.from_data(str(e.label) for e in examples).labels
+    if task == "tag":
+        return LabelSet.from_data(t for s in examples for t in s.tags).labels
+    if task == "spans":
+        return LabelSet.from_data(sp.label for e in examples for sp in e.spans).labels
+    return []
+
+
+def evaluate_examples(pipe, task: str, examples) -> dict[str, float]:
+    """The task's metrics of a pipeline on examples read by `read_task_data`."""
+    if task in ("classify", "pair"):
+        pairs = [e.text_b for e in examples] if task == "pair" else None
+        return pipe.evaluate([e.text for e in examples], [e.label for e in examples], pairs=pairs)
+    if task == "tag":
+        return pipe.evaluate([s.tokens for s in examples], [s.tags for s in examples])
+    if task == "spans":
+        return pipe.evaluate([e.tokens for e in examples], [e.spans for e in examples])
+    return pipe.evaluate(examples)
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def build_pipeline(cfg: FinetuneConfig, labels: list[str]):
+    from ..pipelines import QuestionAnswerer, SpanTagger, Tagger, TextClassifier
+
+    epochs, max_length = TASK_DEFAULTS[cfg.task]
+    ml = cfg.max_length or max_length
+    if cfg.task in ("classify", "pair"):
+        return TextClassifier.new(cfg.model, labels=labels, seed=cfg.seed, pooling=cfg.pooling,
+                                  max_length=ml, pair=cfg.task == "pair")
+    if cfg.task == "tag":
+        return Tagger.new(cfg.model, labels=labels, seed=cfg.seed, head=cfg.head, max_length=ml,
+                          label_all_subwords=cfg.label_all_subwords, aggregation=cfg.aggregation,
+                          stride=cfg.stride)
+    if cfg.task == "spans":
+        return SpanTagger.new(cfg.model, labels=labels, seed=cfg.seed, max_width=cfg.max_width,
+                              span_pooling=cfg.span_pooling, max_length=ml)
+    return QuestionAnswerer.new(cfg.model, seed=cfg.seed, max_length=ml, stride=cfg.stride)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [f.name for f in dataclasses.fields(FinetuneConfig)]
+    cfg = load_dataclass_config(FinetuneConfig, args.config, {n: getattr(args, n, None) for n in names})
+    for need in ("task", "train", "out"):
+        if not getattr(cfg, need):
+            raise UserError(f"give --{need} (or `{need}:` in the config)")
+    train = read_task_data(cfg.task, cfg.train, cfg.format or None, skip_bad=cfg.skip_bad)
+    if not train:
+        raise UserError(f"{cfg.train}: no training examples")
+    labels = task_labels(cfg.task, train)
+    dev = None
+    if cfg.dev:
+        dev = read_task_data(cfg.task, cfg.dev, cfg.format or None, labels=labels or None,
+                             skip_bad=cfg.skip_bad)
+    pipe = build_pipeline(cfg, labels)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "finetune_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False),
+                                              encoding="utf-8")
+    epochs = cfg.epochs if cfg.epochs is not None else TASK_DEFAULTS[cfg.task][0]
+    fit = dict(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, min_steps=cfg.min_steps,
+               warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+               freeze=cfg.freeze or None, layerwise_lr_decay=cfg.layerwise_lr_decay,
+               gradual_unfreezing=cfg.gradual_unfreezing, seed=cfg.seed, out_dir=str(out),
+               **({"head_lr": cfg.head_lr} if cfg.head_lr is not None else {}),
+               progress=cfg.progress, save_every=cfg.save_every)
+    if cfg.task in ("classify", "pair"):
+        pairs = [e.text_b for e in train] if cfg.task == "pair" else None
+        d = None
+        if dev is not None:
+            d = ([e.text for e in dev], [e.text_b for e in dev] if cfg.task == "pair" else None,
+                 [e.label for e in dev])
+        pipe.fit([e.text for e in train], [e.label for e in train], pairs=pairs, dev=d, **fit)
+    elif cfg.task == "tag":
+        d = ([s.tokens for s in dev], [s.tags for s in dev]) if dev is not None else None
+        pipe.fit([s.tokens for s in train], [s.tags for s in train], dev=d, **fit)
+    elif cfg.task == "spans":
+        d = ([e.tokens for e in dev], [e.spans for e in dev]) if dev is not None else None
+        pipe.fit([e.tokens for e in train], [e.spans for e in train], dev=d, **fit)
+        if cfg.calibrate and dev is not None:
+            print(f"span threshold calibrated on dev: {pipe.calibrate(*d):.4f}", file=sys.stderr)
+    else:
+        pipe.fit(list(train), dev=list(dev) if dev is not None else None, **fit)
+        if cfg.calibrate and dev is not None and pipe.options.null_threshold is not None:
+            print(f"no-answer threshold calibrated on dev: {pipe.calibrate(dev):.4f}", file=sys.stderr)
+    pipe.save_pretrained(out / "model")
+    print(f"saved {out / 'model'}", file=sys.stderr)
+    result: dict[str, Any] = {"model": str(out / "model"), "train_examples": len(train)}
+    if dev is not None:
+        result.update({f"dev_{k}": v for k, v in evaluate_examples(pipe, cfg.task, dev).items()})
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,23 @@
+"""Fine-tuning pipelines: a pretrained encoder + a task head, trained, saved and used in one object.
+
+    from transferlm.pipelines import TextClassifier, Tagger, SpanTagger, QuestionAnswerer, load
+    clf = TextClassifier.new("minilm", labels=[...]); clf.fit(texts, labels); clf.predict(texts)
+    pipe = load("out/model")    # any saved pipeline, by the task written in its folder
+
+base.py (training with the shared Trainer, saving and loading), classification.py (single texts
+and pairs), tagging.py (softmax / CRF taggers), spans.py (nested spans), qa.py (extractive QA).
+"""
+
+from .base import FitConfig, Pipeline, load, resolve_model
+from .classification import ClassifierOptions, TextClassifier
+from .qa import QAOptions, QuestionAnswerer
+from .spans import SpanOptions, SpanTagger
+from .tagging import Tagger, TaggerOptions
+
+PIPELINES = {c.__name__: c for c in (TextClassifier, Tagger, SpanTagger, QuestionAnswerer)}
+TASKS = {"classify": TextClassifier, "pair": TextClassifier, "tag": Tagger, "spans": SpanTagger,
+         "qa": QuestionAnswerer}
+
+__all__ = ["FitConfig", "Pipeline", "load", "resolve_model", "TextClassifier", "ClassifierOptions",
+           "Tagger", "TaggerOptions", "SpanTagger", "SpanOptions", "QuestionAnswerer", "QAOptions",
+           "PIPELINES", "TASKS"]

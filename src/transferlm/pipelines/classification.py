@@ -1,0 +1,152 @@
+"""`TextClassifier`: single texts and sentence pairs, fine-tuned end to end.
+
+    clf = TextClassifier.new("minilm", labels=[...], pooling="cls", max_length=256)
+    clf.fit(texts, labels, dev=(dev_texts, dev_labels), epochs=4)
+    clf.predict(texts)            -> [{"label": str, "score": float}, ...]
+    clf.predict_proba(texts)      -> (N, K) numpy array, columns in `clf.labels` order
+    clf.evaluate(texts, labels)   -> {"accuracy", "macro_f1", "micro_f1", "mcc"}
+    pairs: every method takes `pairs=[...]` ([CLS] A [SEP] B [SEP] with segment ids 0 / 1)
+
+The head is heads/classification.py's. With pooling="cls" it reads BERT's pooler output
+tanh(W h_[CLS] + b) (BERT sec. 4.1, what transformers' BertForSequenceClassification does), so
+the saved folder loads in transformers' AutoModelForSequenceClassification with the same logits.
+"mean" and "concat" (ULMFiT sec. 3.3) pool the last hidden states instead; their classifier
+weights keep the HF names but only transferlm reproduces those logits.
+
+What it does not: multi-label (sigmoid) classification or regression (the head supports a
+single regression output; no pipeline wires it yet).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..heads.classification import POOLINGS, ClassificationHead
+from ..training import metrics
+from .base import FitConfig, Pipeline, encode_batch, ensure_pooler
+
+
+@dataclass
+class ClassifierOptions:
+    pooling: str = "cls"  # cls (BERT's pooler, HF-compatible) | mean | concat (ULMFiT)
+    max_length: int = 256  # BBC articles average ~450 subwords; 256 keeps the lead, halves the cost
+    dropout: float = 0.1  # BERT's dropout before the classifier
+    pair: bool = False  # sentence-pair task: inputs are (text, text_b)
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {self.pooling!r}")
+        if self.max_length < 8:
+            raise ValueError("max_length must be >= 8")
+
+
+class TextClassifier(Pipeline):
+    architecture = "BertForSequenceClassification"
+    hf_prefix = "classifier."
+    Options = ClassifierOptions
+
+    @property
+    def task(self) -> str:  # type: ignore[override]
+        return "pair" if self.options.pair else "classify"
+
+    def _build_head(self) -> ClassificationHead:
+        if self.options.pooling == "cls":
+            ensure_pooler(self.encoder)
+        return ClassificationHead(self.encoder.config.hidden_size, len(self.labels),
+                                  self.options.pooling, self.options.dropout)
+
+    def _uses_pooler(self) -> bool:
+        return self.options.pooling == "cls"
+
+    def _step(self, encoder, head, batch: dict[str, Any]) -> dict[str, Tensor]:
+        out = encode_batch(encoder, batch)
+        pooled = out.pooler_output if head.pooling == "cls" else None
+        logits = head(out.last_hidden_state, batch["attention_mask"], pooled=pooled)
+        res = {"logits": logits}
+        if "labels" in batch:
+            res["loss"] = head.loss(logits, batch["labels"])
+        return res
+
+    # ------------------------------------------------------------------ features
+    def _check_pairs(self, texts: Sequence[str], pairs: Sequence[str] | None) -> None:
+        if isinstance(texts, str):
+            raise TypeError("pass a list of texts, not one string")
+        if self.options.pair and pairs is None:
+            raise ValueError("this classifier was trained on sentence pairs: pass pairs=[...]")
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+
+    def features(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+                 labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        self._check_pairs(texts, pairs)
+        encs = self.tokenizer.encode_batch(list(texts), list(pairs) if pairs is not None else None,
+                                           padding=None, max_length=self.max_length)
+        feats = []
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        for k, e in enumerate(encs):
+            f: dict[str, Any] = {"input_ids": e.ids, "token_type_ids": e.type_ids}
+            if labels is not None:
+                lab = str(labels[k])
+                if lab not in index:
+                    raise KeyError(f"example {k}: unknown label {lab!r}; the labels are {self.labels}")
+                f["labels"] = index[lab]
+            feats.append(f)
+        return feats
+
+    # ------------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], labels: Sequence[str], *, pairs: Sequence[str] | None = None,
+            dev: tuple | None = None, epochs: float = 4.0,
+            lr: float = 1e-4,  # MiniLM-size encoders (384 wide) need more than BERT-base's 2e-5..5e-5
+            batch_size: int = 16, **fit_options) -> list[dict[str, Any]]:
+        """Fine-tune on (texts, labels); dev = (texts, labels) or (texts, pairs, labels) is scored
+        after every epoch. Other options: see `FitConfig` (freeze, layerwise_lr_decay, schedule,
+        gradual_unfreezing, out_dir, progress, seed, min_steps, warmup_ratio, weight_decay)."""
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        fit = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, **fit_options)
+        feats = self.features(texts, pairs, labels)
+        dev_eval = None
+        if dev is not None:
+            d_texts, d_pairs, d_labels = (dev[0], None, dev[1]) if len(dev) == 2 else dev
+            dev_feats = self.features(d_texts, d_pairs, d_labels)
+            dev_eval = lambda: self._score(dev_feats, list(d_labels))  # noqa: E731
+        return self.fit_features(feats, fit, dev_eval)
+
+    # ------------------------------------------------------------------ inference
+    def _logits(self, feats: list[dict[str, Any]], batch_size: int = 32) -> Tensor:
+        rows = self.predict_batches(feats, lambda b: list(self.model(b)["logits"].float().cpu()),
+                                    batch_size)
+        return torch.stack(rows) if rows else torch.zeros(0, len(self.labels))
+
+    def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+                      batch_size: int = 32) -> np.ndarray:
+        """(N, K) class probabilities, columns in the order of `self.labels`."""
+        return self._logits(self.features(texts, pairs), batch_size).softmax(-1).numpy()
+
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
+                batch_size: int = 32) -> list[dict[str, Any]]:
+        probs = self.predict_proba(texts, pairs, batch_size)
+        return [{"label": self.labels[int(p.argmax())], "score": float(p.max())} for p in probs]
+
+    def _score(self, feats: list[dict[str, Any]], gold: list[str]) -> dict[str, float]:
+        pred = [self.labels[int(i)] for i in self._logits(feats).argmax(-1)]
+        gold = [str(g) for g in gold]
+        return {"accuracy": metrics.accuracy(gold, pred), "macro_f1": metrics.f1(gold, pred, "macro"),
+                "micro_f1": metrics.f1(gold, pred, "micro"), "mcc": metrics.matthews_corrcoef(gold, pred),
+                "n": float(len(gold))}
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str],
+                 pairs: Sequence[str] | None = None) -> dict[str, float]:
+        """Accuracy, macro / micro F1 and Matthews correlation; a label the model does not know
+        is an error (it could never be predicted)."""
+        return self._score(self.features(texts, pairs, labels), list(labels))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> "TextClassifier":
+        return super().from_pretrained(folder)  # type: ignore[return-value]
