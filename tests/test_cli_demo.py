@@ -1,22 +1,153 @@
-"""`transferlm demo --quick`, the README's first command in its CI-sized form, end to end."""
+"""`transferlm demo --quick`, the README's first command in its CI-sized form, end to end.
 
+One module-scoped run: a child process runs the demo and gets SIGINT (Ctrl-C) as soon as the
+pretraining has written its first checkpoint; the same command, run again here, must resume (not
+start over) and finish. The tests then read the report folder: the table's numbers, the PNGs, the
+Hugging Face folders, and a third run that only finds every stage done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
 
 from transferlm.cli import main
-from transferlm.tokenization.io import load_tokenizer
+from transferlm.demo.data import bbc_split, few_labels
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+METHODS = ("tfidf", "random", "pretrained", "minilm")
 
 
-def test_demo_quick_learns_a_vocabulary_and_reports_it(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["vocab_size"] == 2000
-    assert summary["texts"] == 42068  # every non-empty PTB train line
-    # A 2,000-piece vocabulary splits held-out words more than MiniLM's 30,522 pieces, but covers them.
-    assert 1.0 < summary["pieces_per_word_minilm"] < summary["pieces_per_word_ours"] < 8.0
-    tok = load_tokenizer(out / "tokenizer")
-    assert tok.vocab_size == 2000
-    enc = tok.encode("the market fell")
-    assert enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]"
-    assert "[UNK]" not in enc.tokens
-    assert "pieces per word" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # much faster than 2 on this shared machine
+    yield
+    torch.set_num_threads(old)
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    return code, buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, threads):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    argv = ["demo", "--quick", "--out", str(out)]
+    # 1. Ctrl-C in the middle of pretraining (a real SIGINT to a real process).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "transferlm", *argv, "--threads", "1", "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    latest = out / "pretrain" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 120
+    while not latest.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert latest.exists(), "the pretraining never wrote a checkpoint"
+    child.send_signal(signal.SIGINT)
+    first_out, _ = child.communicate(timeout=60)
+    assert child.returncode == 130, first_out
+    assert "run the same command again to resume" in first_out
+    assert not (out / "stages" / "2_pretrain.json").exists()  # it really was interrupted mid-stage
+    # 2. The same command again: stage 1 is skipped, pretraining resumes from its checkpoint.
+    code, second_out = _run(argv + ["--no-progress"])
+    assert code == 0, second_out
+    return out, first_out, second_out
+
+
+@pytest.fixture(scope="module")
+def results(demo):
+    return json.loads((demo[0] / "report" / "results.json").read_text())
+
+
+def test_interrupted_run_resumes_rather_than_starting_over(demo, results):
+    out, first, second = demo
+    assert "[1/4] vocabulary: done" in second  # the vocabulary is not learned again
+    assert "(resuming)" in second and "resumed from step" in second
+    assert results["pretraining"]["resumed"] is True
+    plan = json.loads((out / "pretrain" / "plan.json").read_text())
+    assert results["pretraining"]["steps"] == plan["steps"] >= 10  # the budget was turned into steps once
+
+
+def test_the_table_has_every_method_with_numbers_in_range(demo, results):
+    _, _, printed = demo
+    fine = results["finetuning"]
+    assert list(fine) == list(METHODS)
+    for method, r in fine.items():
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0, r
+        assert r["train_seconds"] > 0 and r["train_examples"] == 25 and r["test_examples"] == 60
+        # the printed table shows the measured number, as measured
+        assert f"{r['accuracy']:.1%}" in printed and r["title"] in printed
+    # Far above chance (20%) even at this size: the classical baseline and the real pretrained model.
+    assert fine["tfidf"]["accuracy"] > 0.6
+    assert fine["minilm"]["accuracy"] > 0.4
+    pre = results["pretraining"]
+    assert 0.0 < pre["unigram_accuracy"] < 0.5 and 0.0 < pre["heldout_mlm_accuracy"] < 1.0
+    assert pre["seconds"] > 0 and pre["parameters"] > 0
+    assert -1.0 <= results["bank_cosine"]["other_sense"] < results["bank_cosine"]["same_sense"] <= 1.0
+    md = (demo[0] / "report" / "report.md").read_text()
+    assert md.count("\n| ") == 1 + len(METHODS)  # header + one row per method
+
+
+def test_report_pngs_are_valid_images(demo):
+    import matplotlib.image as mpimg
+
+    for name in ("pretraining.png", "finetuning.png", "confusion.png", "bank.png"):
+        path = demo[0] / "report" / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, name
+        img = mpimg.imread(path)
+        assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 600, (name, img.shape)
+        assert float(img[..., :3].std()) > 0.05, f"{name} is blank"
+
+
+def test_models_are_hugging_face_folders_that_reload_to_the_same_predictions(demo):
+    from transformers import BertForPreTraining
+
+    from transferlm.demo.data import DemoData
+    from transferlm.pipelines import TextClassifier
+
+    out = demo[0]
+    hf, info = BertForPreTraining.from_pretrained(str(out / "models" / "pretrained"), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    marker = json.loads((out / "stages" / "3_pretrained.json").read_text())
+    data = DemoData.load(5, 0, test_per_class=12)
+    texts = [t for t, _ in data.test[:6]]
+    clf = TextClassifier.from_pretrained(out / "models" / "bbc-pretrained")
+    assert [p["label"] for p in clf.predict(texts)] == marker["pred"][:6]
+    assert (out / "models" / "bbc-minilm" / "config.json").exists()
+
+
+def test_a_finished_run_is_not_redone_and_other_options_are_refused(demo, results):
+    out = demo[0]
+    t0 = time.perf_counter()
+    code, printed = _run(["demo", "--quick", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert printed.count(": done") == 2 + len(METHODS)  # stages 1, 2 and each fine-tuning run
+    assert json.loads((out / "report" / "results.json").read_text())["finetuning"] == results["finetuning"]
+    assert time.perf_counter() - t0 < 60
+    code = main(["demo", "--quick", "--out", str(out), "--labels-per-class", "3"])
+    assert code == 2  # made with other options: a clear error, nothing overwritten
+
+
+def test_bbc_split_is_stratified_seeded_and_disjoint():
+    data = [(f"text {lab} {i}", lab) for lab in "abc" for i in range(50)]
+    train, test = bbc_split(data, 0.2, seed=0)
+    assert len(test) == 30 and {lab for _, lab in test} == set("abc")
+    assert sum(lab == "a" for _, lab in test) == 10
+    assert not {t for t, _ in train} & {t for t, _ in test}
+    assert bbc_split(data, 0.2, seed=0) == (train, test) != bbc_split(data, 0.2, seed=1)
+    few, dev = few_labels(train, 4, seed=0)
+    assert len(few) == len(dev) == 12 and not {t for t, _ in few} & {t for t, _ in dev}
+    with pytest.raises(ValueError, match="fewer than"):
+        few_labels(train, 30)

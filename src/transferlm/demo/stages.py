@@ -1,0 +1,504 @@
+"""The four stages of `transferlm demo`, each resumable.
+
+1. vocabulary: our WordPiece learner on unlabeled text (PTB + the BBC train split's articles);
+2. pretraining: a small BERT (MLM + NSP, BERT sec. 3.1) with that vocabulary for a fixed time
+   budget, through cli/pretrain.py's `build` / `export` and the shared Trainer; the held-out MLM
+   accuracy (PTB valid) is measured every tenth of the run and printed as it rises;
+3. fine-tuning on BBC News with k labels per topic, four ways: TF-IDF + logistic regression
+   (scikit-learn), and pipelines.TextClassifier over (a) the same architecture randomly
+   initialised, (b) the model stage 2 just pretrained, (c) the real pretrained MiniLM;
+4. the report (report.py): one table and the PNG figures.
+
+Resume: the run folder holds `demo.json` (the options that decide the results) and one marker
+per finished stage in `stages/` (its results, written atomically, last). A re-run skips what has a
+marker; a stage that was interrupted continues from the Trainer's checkpoints (pretraining and
+each fine-tuning run checkpoint as they go). A time budget is turned into a step count once, at
+the start of stage 2 (measured on this machine), and stored, so a resumed run does exactly the
+steps the first one planned.
+
+Does not: parse the command line (cli/demo.py), draw figures (report.py), or hold any model,
+loss or training loop of its own (pretraining: cli/pretrain.py + objectives/ + training/;
+fine-tuning: pipelines/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..training.checkpointing import atomic_write_text
+from .data import DemoData, corpus_text
+
+METHODS = ("tfidf", "random", "pretrained", "minilm")  # the table's rows, in order
+METHOD_TITLES = {
+    "tfidf": "TF-IDF + logistic regression",
+    "random": "small BERT, random init",
+    "pretrained": "small BERT, pretrained here",
+    "minilm": "MiniLM (all-MiniLM-L6-v2)",
+}
+
+
+@dataclass
+class DemoConfig:
+    out: str = "runs/demo"  # the run folder: stages/, tokenizer/, pretrain/, finetune/, models/, report/
+    quick: bool = False  # the CI-sized run (about a minute): see `quick_config`
+    seed: int = 0  # the BBC split, the label sample, initialisations and data order
+    # -- stage 1
+    vocab_size: int = 8000  # BERT used 30k pieces for 3.3B words; 8k suits ~2M words and a tiny model
+    # The WordPiece score freq(ab) / (freq(a) freq(b)) favours pairs of rare symbols: with the
+    # learner's default floor of 2 it spends 8k merges on words like "incompatibilities" and cuts
+    # "the" into "th ##e" (3.05 pieces per PTB valid word). A floor of 200 occurrences keeps the
+    # merges on frequent words: 1.25 pieces per word (MiniLM's 30k: 1.07), measured on this data.
+    vocab_min_frequency: int = 200
+    # -- stage 2
+    model: str = "bert-tiny"  # models/ preset pretrained here: 2 layers, 128 wide (Turc et al. 2019)
+    budget_minutes: float = 4.0  # wall time for pretraining; turned into a step count at the start
+    # Pretraining examples of 64 tokens in batches of 16: in a few CPU minutes the number of updates
+    # is what lifts the MLM accuracy off the unigram plateau. Measured here (3 min, same data): 1,204
+    # steps of 16 x 64 reach 11.4% held-out MLM accuracy; 681 steps of 32 x 128 (4 min) reach 7.9%.
+    # (BERT pretrained 90% of its steps at 128, sec. A.2; it had 1M steps of 256.)
+    max_length: int = 64
+    batch_size: int = 16
+    lr: float = 1e-3  # tiny models take large rates (BERT-base's 1e-4 barely moves bert-tiny in minutes)
+    warmup_fraction: float = 0.06  # linear warmup over the first 6% of the steps (RoBERTa's ratio)
+    heldout_examples: int = 256  # PTB valid NSP examples scored for the held-out MLM accuracy
+    # -- stage 3
+    labels_per_class: int = 10  # the few-label setting of the story (and as many again for dev)
+    finetune_max_length: int = 128  # an article's headline and first paragraphs
+    pooling: str = "mean"  # all three encoders alike; all-MiniLM-L6-v2 was trained with mean pooling
+    finetune_batch_size: int = 16  # BERT sec. A.3 grid {16, 32}; 16 makes more steps of 50 examples
+    small_lr: float = 1e-3  # the small BERTs (random and pretrained alike, so only the start differs)
+    small_min_steps: int = 120  # updates for the small BERTs (cheap: ~0.5M parameters outside embeddings)
+    minilm_lr: float = 1e-4  # pipelines' default for MiniLM-size encoders
+    minilm_min_steps: int = 30  # MiniLM updates: ~8 epochs of 50 examples (its training loss is ~0.1 by
+    # then), the bulk of stage 3's time
+    test_per_class: int | None = None  # score only the first n test articles per topic (None: all)
+    ptb_fraction: float = 1.0  # the share of PTB train used as unlabeled text
+    train_articles: int | None = None  # BBC train articles used as unlabeled text (None: all)
+    progress: bool = True  # progress bars on stderr
+
+    def results_key(self) -> dict[str, Any]:
+        """The options that decide the results (all but where they go and how they are shown)."""
+        d = asdict(self)
+        d.pop("out")
+        d.pop("progress")
+        return d
+
+
+def quick_config(**overrides: Any) -> DemoConfig:
+    """`--quick`: every stage, shrunk to about a minute (a smoke test, not a result)."""
+    base = dict(quick=True, vocab_size=2000, vocab_min_frequency=50, budget_minutes=0.25, heldout_examples=32,
+                test_per_class=12, ptb_fraction=0.2, train_articles=300, labels_per_class=5, finetune_max_length=64,
+                small_min_steps=30, minilm_min_steps=8)
+    base.update(overrides)
+    return DemoConfig(**base)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def say(msg: str) -> None:
+    """Print between progress bars without breaking them."""
+    tqdm.write(msg)
+
+
+class Markers:
+    """stages/<name>.json: present once the stage has finished; holds its results."""
+
+    def __init__(self, out: Path):
+        self.dir = out / "stages"
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        f = self.dir / f"{name}.json"
+        if not f.exists():
+            return None
+        try:
+            return json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{f}:{e.lineno}: a stage marker that is not valid JSON ({e.msg}); "
+                             f"delete it to redo that stage") from None
+
+    def put(self, name: str, result: dict[str, Any]) -> None:
+        atomic_write_text(self.dir / f"{name}.json", json.dumps(result, indent=1) + "\n")
+
+
+def check_or_write_options(cfg: DemoConfig) -> None:
+    """Write OUT/demo.json, or check that the run folder was made with the same options."""
+    from ..cli import UserError
+
+    out = Path(cfg.out)
+    f = out / "demo.json"
+    key = cfg.results_key()
+    if f.exists():
+        try:
+            old = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{f}:{e.lineno}: not valid JSON ({e.msg})") from None
+        diff = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in key.items() if old.get(k) != v]
+        if diff:
+            raise UserError(f"{out} holds a demo run made with other options ({'; '.join(diff)}): "
+                            f"give another --out, or delete {out} to start over")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(f, json.dumps(key, indent=1) + "\n")
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def _pieces_per_word(tok, texts: list[str]) -> float:
+    encs = tok.encode_batch(texts, add_special_tokens=False, padding=None)
+    n_tokens = sum(len(e.ids) for e in encs)
+    n_words = sum(len({w for w in e.word_ids if w is not None}) for e in encs)
+    return n_tokens / max(n_words, 1)
+
+
+# ------------------------------------------------------------------------------ stage 1: vocabulary
+
+SAMPLES = [
+    "The unbelievably fast transformers tokenized everything.",
+    "Shareholders rejected the merger after the chancellor's budget statement.",
+]
+
+
+def stage_vocabulary(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[str, Any]:
+    from ..data import assets
+    from ..tokenization.io import load_tokenizer
+    from ..tokenization.wordpiece import WordPieceTokenizer
+
+    out = Path(cfg.out)
+    done = markers.get("1_vocabulary")
+    if done is not None:
+        say(f"[1/4] vocabulary: done ({done['vocab_size']:,} pieces in {out / 'tokenizer'})")
+        return done
+    texts = data.unlabeled
+    n_chars = sum(len(t) for t in texts)
+    say(f"[1/4] learning a WordPiece vocabulary of up to {cfg.vocab_size:,} pieces on {len(texts):,} unlabeled "
+        f"texts ({n_chars / 1e6:.1f} M characters: PTB train + the BBC train split's articles; pairs seen "
+        f"at least {cfg.vocab_min_frequency} times)")
+    t0 = time.perf_counter()
+    tok = WordPieceTokenizer.train_from_iterator(texts, cfg.vocab_size, lowercase=True,
+                                                 min_frequency=cfg.vocab_min_frequency, progress=cfg.progress)
+    seconds = time.perf_counter() - t0
+    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", suffix=".tmp", dir=out))
+    tok.save_pretrained(tmp)
+    _replace_dir(tmp, out / "tokenizer")
+
+    minilm = load_tokenizer(assets.path("minilm"))
+    heldout = [ln for ln in assets.ptb_text("valid").splitlines() if ln.strip()]
+    ours_ppw, ref_ppw = _pieces_per_word(tok, heldout), _pieces_per_word(minilm, heldout)
+    vocab = [tok.id_to_token(i) for i in range(tok.vocab_size)]
+    whole = [t for t in vocab if not t.startswith("##") and len(t) > 1 and not t.startswith("[")]
+    say(f"      learned {tok.vocab_size:,} pieces in {seconds:.1f} s; saved to {out / 'tokenizer'}")
+    say(f"      last pieces learned: {', '.join(vocab[-10:])}")
+    say(f"      longest whole-word pieces: {', '.join(sorted(whole, key=len)[-6:])}")
+    say(f"      held-out PTB valid: {ours_ppw:.3f} pieces per word with ours, "
+        f"{ref_ppw:.3f} with MiniLM's 30,522-piece vocabulary")
+    for s in SAMPLES:
+        say(f"        ours  : {' '.join(tok.encode(s).tokens)}")
+        say(f"        MiniLM: {' '.join(minilm.encode(s).tokens)}")
+    result = {"vocab_size": tok.vocab_size, "learn_seconds": round(seconds, 2), "texts": len(texts),
+              "pieces_per_word_ours": round(ours_ppw, 4), "pieces_per_word_minilm": round(ref_ppw, 4)}
+    markers.put("1_vocabulary", result)
+    return result
+
+
+# ------------------------------------------------------------------------------ stage 2: pretraining
+
+class HeldoutMLM:
+    """Held-out MLM accuracy on fixed, pre-masked PTB valid batches (the same masks every time).
+
+    Accuracy is over all masked positions of all batches (each batch's `mlm_accuracy` weighted by
+    its number of masked positions). The unigram baseline is the accuracy of always answering the
+    training corpus's most frequent non-special token.
+    """
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], baseline_token: int):
+        self.batches = batches
+        self.n = [int((b["labels"] != -100).sum()) for b in batches]
+        targets = torch.cat([b["labels"][b["labels"] != -100] for b in batches])
+        self.unigram_accuracy = float((targets == baseline_token).float().mean())
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        dev = next(model.parameters()).device
+        correct = loss = 0.0
+        for b, n in zip(self.batches, self.n):
+            out = model({k: v.to(dev) for k, v in b.items()})
+            correct += float(out["mlm_accuracy"]) * n
+            loss += float(out["mlm_loss"]) * n
+        total = max(sum(self.n), 1)
+        return {"mlm_accuracy": correct / total, "mlm_loss": loss / total}
+
+
+def _heldout(cfg: DemoConfig, folder: Path, tok, collate, specials: dict[str, int], counts: np.ndarray) -> HeldoutMLM:
+    from ..data import assets
+    from ..data.corpus import NSPDataset, TokenCorpus, build_corpus
+
+    text = folder / "heldout.txt"
+    corpus_dir = folder / "heldout_corpus"
+    if not (corpus_dir / "corpus.json").exists():
+        lines = [ln.strip() for ln in assets.ptb_text("valid").splitlines() if ln.strip()]
+        atomic_write_text(text, corpus_text(lines, []))
+        build_corpus([text], corpus_dir, tok, tok.vocab_size, progress=False)
+    ds = NSPDataset(TokenCorpus(corpus_dir), cfg.max_length, cls_id=specials["cls"], sep_id=specials["sep"],
+                    seed=cfg.seed + 1)
+    n = min(cfg.heldout_examples, len(ds))
+    idx = np.random.default_rng(cfg.seed).choice(len(ds), n, replace=False)  # spread over the text
+    collate.set_seed(cfg.seed + 12345)  # fixed masks: every evaluation scores the same positions
+    batches = [collate([ds[int(i)] for i in idx[k:k + 32]]) for k in range(0, n, 32)]
+    spec = sorted(set(specials.values()))
+    c = counts.astype(np.float64).copy()
+    c[spec] = -1
+    return HeldoutMLM(batches, int(c.argmax()))
+
+
+def rare_embedding_cosine(weight: torch.Tensor, counts: np.ndarray, n: int = 1000) -> float:
+    """Mean pairwise cosine between the input embeddings of the n rarest pieces seen in the corpus.
+
+    With the MLM decoder tied to the input embeddings, every step pushes the output embedding of
+    each piece that was *not* the answer away from the hidden state; rare pieces are almost never
+    the answer, so early in pretraining they all drift the same way and become near-parallel
+    (the representation degeneration of Gao et al. 2019, "Representation Degeneration Problem in
+    Training Natural Language Generation Models", sec. 3). Rare pieces are the topical ones, so
+    a high value here predicts a poor start for topic classification. Random init gives ~0.
+    """
+    seen = np.flatnonzero(counts > 0)
+    ids = seen[np.argsort(counts[seen], kind="stable")][: min(n, max(2, len(seen) // 4))]
+    x = torch.nn.functional.normalize(weight.detach()[torch.as_tensor(ids)].float(), dim=1)  # (n, C)
+    sim = x @ x.T  # (n, n)
+    k = len(ids)
+    return float((sim.sum() - sim.diagonal().sum()) / (k * k - k))
+
+
+def _steps_for_budget(model, dataset, collate, cfg: DemoConfig) -> tuple[int, float]:
+    """Time forward + backward on real batches (after one warm-up) -> steps that fill the budget.
+    The gradients are thrown away; the weights are not touched."""
+    model.train()
+    times = []
+    for k in range(3):
+        collate.set_seed(k)
+        batch = collate([dataset[i] for i in range(k * cfg.batch_size, (k + 1) * cfg.batch_size)])
+        t0 = time.perf_counter()
+        model(batch)["loss"].backward()
+        times.append(time.perf_counter() - t0)
+    model.zero_grad(set_to_none=True)
+    per_step = float(np.median(times[1:])) * 1.1  # + the optimizer step, the collator and logging
+    return max(10, int(cfg.budget_minutes * 60 / per_step)), per_step
+
+
+def stage_pretrain(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[str, Any]:
+    from ..cli.pretrain import PretrainConfig, _special_ids, build, export
+    from ..training import Trainer, TrainerConfig
+
+    out = Path(cfg.out)
+    folder = out / "pretrain"
+    model_dir = out / "models" / "pretrained"
+    done = markers.get("2_pretrain")
+    if done is not None:
+        say(f"[2/4] pretraining: done ({done['steps']} steps, held-out MLM accuracy "
+            f"{done['heldout_mlm_accuracy']:.1%}; model in {model_dir})")
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    text = folder / "text.txt"
+    if not text.exists():
+        atomic_write_text(text, corpus_text(data.ptb_lines, [t for t, _ in data.train]))
+    plan_file = folder / "plan.json"
+    plan = json.loads(plan_file.read_text(encoding="utf-8")) if plan_file.exists() else None
+    pcfg = PretrainConfig(preset="bert", data=[str(text)], tokenizer=str(out / "tokenizer"), model=cfg.model,
+                          output=str(folder), max_length=cfg.max_length, batch_size=cfg.batch_size, lr=cfg.lr,
+                          seed=cfg.seed, progress_bar=cfg.progress)
+    say(f"[2/4] pretraining a {cfg.model} BERT (MLM + NSP) on the same unlabeled text for "
+        f"{cfg.budget_minutes:g} min{' (resuming)' if plan else ''}")
+    model, dataset, collate, tok, mc = build(pcfg)  # tokenizes the text into shards once (reused)
+    n_params = sum(p.numel() for p in model.encoder.parameters())
+    if plan is None:
+        steps, per_step = _steps_for_budget(model, dataset, collate, cfg)
+        plan = {"steps": steps, "seconds_per_step": round(per_step, 4), "examples": len(dataset)}
+        atomic_write_text(plan_file, json.dumps(plan) + "\n")
+    steps = int(plan["steps"])
+    say(f"      {mc.num_layers} layers, {mc.hidden_size} wide, {n_params / 1e6:.1f} M parameters; "
+        f"{len(dataset):,} sentence pairs of up to {cfg.max_length} tokens; {steps} steps of "
+        f"{cfg.batch_size} (measured {plan['seconds_per_step']:.2f} s per step on this machine)")
+    heldout = _heldout(cfg, folder, tok, collate, _special_ids(tok), dataset.corpus.unigram_counts())
+    say(f"      held-out MLM accuracy of the unigram baseline (always the most frequent piece): "
+        f"{heldout.unigram_accuracy:.1%}")
+    eval_every = max(2, -(-steps // 10))  # ten points on the held-out curve, the last one at the end
+
+    def eval_fn(m: torch.nn.Module) -> dict[str, float]:
+        r = heldout(m)
+        say(f"      step {trainer.step:>5}/{steps}: held-out MLM accuracy {r['mlm_accuracy']:.1%} "
+            f"(loss {r['mlm_loss']:.2f})")
+        return r
+
+    tcfg = TrainerConfig(run_dir=str(folder), max_steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                         warmup_steps=max(1, int(cfg.warmup_fraction * steps)), seed=cfg.seed,
+                         log_every=max(1, min(10, steps // 20)), save_every=max(5, steps // 8),
+                         eval_every=eval_every, progress_bar=cfg.progress, precision="fp32")
+    trainer = Trainer(model, dataset, collate, tcfg, eval_fn=eval_fn)
+    resumed = (folder / "checkpoints" / "latest").exists()  # the Trainer continues from it
+    t0 = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - t0
+    model.eval()
+    with torch.no_grad():
+        final = heldout(model)
+    rare_cos = rare_embedding_cosine(model.encoder.get_input_embeddings().weight, dataset.corpus.unigram_counts())
+    tmp = Path(tempfile.mkdtemp(prefix=".pretrained.", suffix=".tmp", dir=out / "models"))
+    export(model, tok, pcfg, tmp)
+    _replace_dir(tmp, model_dir)
+    result = {"model": cfg.model, "steps": steps, "batch_size": cfg.batch_size, "max_length": cfg.max_length,
+              "parameters": n_params, "seconds": round(seconds, 1), "resumed": resumed,
+              "heldout_mlm_accuracy": round(final["mlm_accuracy"], 4),
+              "heldout_mlm_loss": round(final["mlm_loss"], 4),
+              "unigram_accuracy": round(heldout.unigram_accuracy, 4), "rare_embedding_cosine": round(rare_cos, 4)}
+    say(f"      pretrained in {seconds:.0f} s: held-out MLM accuracy {final['mlm_accuracy']:.1%} "
+        f"vs {heldout.unigram_accuracy:.1%} for the unigram baseline; saved to {model_dir}")
+    say(f"      mean cosine between the input embeddings of the rarest pieces: {rare_cos:.2f} "
+        f"(about 0 at random initialisation)")
+    markers.put("2_pretrain", result)
+    return result
+
+
+# ------------------------------------------------------------------------------ stage 3: fine-tuning
+
+def _score(gold: list[str], pred: list[str]) -> dict[str, float]:
+    from ..training import metrics
+
+    return {"accuracy": metrics.accuracy(gold, pred), "macro_f1": metrics.f1(gold, pred, "macro")}
+
+
+def _tfidf(cfg: DemoConfig, data: DemoData) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, labels = zip(*data.few)
+    t0 = time.perf_counter()
+    # sublinear tf (1 + log tf) and English stop words: the usual strong text-classification baseline
+    clf = make_pipeline(TfidfVectorizer(sublinear_tf=True, stop_words="english"),
+                        LogisticRegression(C=10.0, max_iter=2000, random_state=cfg.seed))
+    clf.fit(list(texts), list(labels))
+    seconds = time.perf_counter() - t0
+    pred = [str(p) for p in clf.predict([t for t, _ in data.test])]
+    return {"train_seconds": seconds, "pred": pred}
+
+
+def _predict(clf, texts: list[str], desc: str, progress: bool) -> list[str]:
+    """Labels for the test texts, in chunks under a progress bar."""
+    out: list[str] = []
+    chunk = 64
+    for k in tqdm(range(0, len(texts), chunk), desc=desc, unit="batch", disable=not progress, leave=False):
+        out += [p["label"] for p in clf.predict(texts[k:k + chunk])]
+    return out
+
+
+def _classifier(cfg: DemoConfig, method: str, labels: list[str]):
+    from ..data import assets
+    from ..models import Encoder, preset
+    from ..pipelines import TextClassifier
+    from ..tokenization.io import load_tokenizer
+    from ..training import seed_everything
+
+    out = Path(cfg.out)
+    opts = dict(pooling=cfg.pooling, max_length=cfg.finetune_max_length, seed=cfg.seed)
+    if method == "random":
+        tok = load_tokenizer(out / "tokenizer")
+        seed_everything(cfg.seed)
+        # the architecture stage 2 pretrained (same preset, vocabulary and positions), fresh weights
+        enc = Encoder(preset(cfg.model, vocab_size=tok.vocab_size, pad_token_id=tok.special_token_id("pad"),
+                             max_position_embeddings=max(cfg.max_length, preset(cfg.model).max_position_embeddings)))
+        return TextClassifier.new(enc, labels, tokenizer=tok, **opts)
+    if method == "pretrained":
+        return TextClassifier.new(str(out / "models" / "pretrained"), labels, **opts)
+    if method == "minilm":
+        return TextClassifier.new(str(assets.path("minilm")), labels, **opts)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def stage_finetune(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[str, dict[str, Any]]:
+    out = Path(cfg.out)
+    k = cfg.labels_per_class
+    results: dict[str, dict[str, Any]] = {}
+    gold = [lab for _, lab in data.test]
+    test_texts = [t for t, _ in data.test]
+    say(f"[3/4] fine-tuning on BBC News with {k} labels per topic ({len(data.few)} articles; "
+        f"{len(data.dev)} more for the dev curves), scored on {len(data.test)} held-out articles")
+    for i, method in enumerate(METHODS):
+        name = f"3_{method}"
+        done = markers.get(name)
+        title = METHOD_TITLES[method]
+        if done is not None:
+            say(f"      ({chr(97 + i)}) {title}: done, accuracy {done['accuracy']:.1%}")
+            results[method] = done
+            continue
+        say(f"      ({chr(97 + i)}) {title}")
+        resumed = False
+        if method == "tfidf":
+            r = _tfidf(cfg, data)
+            seconds, pred, n_params = r["train_seconds"], r["pred"], None
+        else:
+            run_dir = out / "finetune" / method
+            resumed = (run_dir / "checkpoints" / "latest").exists()
+            clf = _classifier(cfg, method, data.labels)
+            n_params = sum(p.numel() for p in clf.model.parameters())
+            small = method != "minilm"
+            lr = cfg.small_lr if small else cfg.minilm_lr
+            min_steps = cfg.small_min_steps if small else cfg.minilm_min_steps
+            texts, labels = zip(*data.few)
+            d_texts, d_labels = zip(*data.dev)
+            t0 = time.perf_counter()
+            clf.fit(list(texts), list(labels), dev=(list(d_texts), list(d_labels)), epochs=1.0, lr=lr,
+                    batch_size=cfg.finetune_batch_size, min_steps=min_steps, out_dir=str(run_dir),
+                    progress=cfg.progress, seed=cfg.seed, save_every=max(1, min_steps // 4))
+            seconds = time.perf_counter() - t0
+            pred = _predict(clf, test_texts, "scoring", cfg.progress)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{method}.", suffix=".tmp", dir=out / "models"))
+            clf.save_pretrained(tmp / "m")
+            _replace_dir(tmp / "m", out / "models" / f"bbc-{method}")
+            shutil.rmtree(tmp, ignore_errors=True)
+        s = _score(gold, pred)
+        result = {"method": method, "title": title, "labels_per_class": k, "train_examples": len(data.few),
+                  "test_examples": len(gold), "accuracy": round(s["accuracy"], 4),
+                  "macro_f1": round(s["macro_f1"], 4), "train_seconds": round(seconds, 2),
+                  "parameters": n_params, "resumed": resumed, "pred": pred}
+        say(f"          test accuracy {s['accuracy']:.1%} (macro F1 {s['macro_f1']:.3f}), "
+            f"trained in {seconds:.1f} s")
+        markers.put(name, result)
+        results[method] = result
+    return results
+
+
+# ------------------------------------------------------------------------------------ the whole run
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    """All four stages; returns the summary written to OUT/report/results.json."""
+    from . import report
+
+    out = Path(cfg.out)
+    check_or_write_options(cfg)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    markers = Markers(out)
+    t0 = time.perf_counter()
+    data = DemoData.load(cfg.labels_per_class, cfg.seed, test_per_class=cfg.test_per_class,
+                         ptb_fraction=cfg.ptb_fraction, train_articles=cfg.train_articles)
+    vocab = stage_vocabulary(cfg, data, markers)
+    pre = stage_pretrain(cfg, data, markers)
+    fine = stage_finetune(cfg, data, markers)
+    say("[4/4] report")
+    summary = report.write_report(cfg, data, vocab, pre, fine, seconds=time.perf_counter() - t0)
+    return summary
+
+
+__all__ = ["DemoConfig", "quick_config", "run_demo", "METHODS", "METHOD_TITLES"]
