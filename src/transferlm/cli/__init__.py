@@ -16,7 +16,8 @@ COMMANDS = ["assets", "tokenizer", "pretrain", "finetune", "evaluate", "predict"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="transferlm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="transferlm", description="Transfer learning with pretrained language "
+                                     "models: tokenizers, pretraining, fine-tuning, embeddings.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:
