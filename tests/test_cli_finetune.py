@@ -10,19 +10,13 @@ import json
 import sys
 
 import pytest
-import torch
 
 from transferlm.cli import main
 
 FIXTURES = "tests/fixtures"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(capsys, argv, stdin: str | None = None, monkeypatch=None):

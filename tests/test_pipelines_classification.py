@@ -16,12 +16,7 @@ from transferlm.tokenization.io import load_tokenizer
 FIXTURES = "tests/fixtures"
 
 
-@pytest.fixture(scope="module")
-def threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +31,7 @@ def bbc_split():
 
 
 @pytest.fixture(scope="module")
-def trained(threads, bbc_split, tmp_path_factory):
+def trained(bbc_split, tmp_path_factory):
     labels, train, _ = bbc_split
     clf = TextClassifier.new("minilm", labels=labels, max_length=64)
     out = tmp_path_factory.mktemp("bbc_run")
@@ -86,7 +81,7 @@ def test_save_load_identical_and_transformers_logits(trained, bbc_split, tmp_pat
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
 
 
-def test_pair_head_fits_fixture_and_pooling_options(threads, tmp_path):
+def test_pair_head_fits_fixture_and_pooling_options(tmp_path):
     ex = read_classification(f"{FIXTURES}/pairs.tsv", pairs=True)
     a, b, y = [e.text for e in ex], [e.text_b for e in ex], [e.label for e in ex]
     for pooling in ("cls", "concat"):
@@ -101,7 +96,7 @@ def test_pair_head_fits_fixture_and_pooling_options(threads, tmp_path):
     assert np.array_equal(again.predict_proba(a, pairs=b), clf.predict_proba(a, pairs=b))
 
 
-def test_new_from_encoder_instance_and_errors(threads):
+def test_new_from_encoder_instance_and_errors():
     from transferlm.models.encoder import Encoder
 
     folder = assets.path("minilm")
@@ -118,7 +113,7 @@ def test_new_from_encoder_instance_and_errors(threads):
         TextClassifier.new("/nonexistent/model", labels=["a"])
 
 
-def test_freezing_and_schedule_options(threads):
+def test_freezing_and_schedule_options():
     ex = read_classification(f"{FIXTURES}/pairs.tsv", pairs=True)
     a, b, y = [e.text for e in ex], [e.text_b for e in ex], [e.label for e in ex]
 

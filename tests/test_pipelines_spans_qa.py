@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from transferlm.data.formats import read_spans, read_squad
 from transferlm.pipelines import QuestionAnswerer, SpanTagger
@@ -11,12 +10,7 @@ from transferlm.pipelines import QuestionAnswerer, SpanTagger
 FIXTURES = "tests/fixtures"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_span_tagger_fits_nested_fixture(tmp_path):

@@ -13,12 +13,7 @@ from transferlm.pipelines import Tagger
 FIXTURES = "tests/fixtures"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import assets
-from ..data.finetune_collate import BucketedBatches, FinetuneCollator
+from ..data.finetune_collate import BucketedBatches, FinetuneCollator, word_spans
 from ..models import checkpoint
 from ..models.encoder import Encoder, Pooler
 from ..tokenization.io import load_tokenizer
@@ -341,6 +341,27 @@ def _with_head_lr(optimizer: torch.optim.Optimizer, model: TaskModel, scale: flo
 
     accepted = inspect.signature(type(optimizer).__init__).parameters
     return type(optimizer)(groups, **{k: v for k, v in optimizer.defaults.items() if k in accepted})
+
+
+def entities_in_texts(texts: Sequence[str], predict_words: Callable[[list[list[str]]], list[list[dict[str, Any]]]]
+                      ) -> list[list[dict[str, Any]]]:
+    """Run a word-level entity predictor on raw texts and map its word spans to character offsets.
+
+    `predict_words(sentences)` returns, per sentence, entities with word `start` / `end` (end
+    exclusive), `label` and `score`; the result has `start` / `end` as character offsets into each
+    text (end exclusive) and `text` as the covered substring. Texts without words get no entities.
+    """
+    if isinstance(texts, str):
+        raise TypeError("pass a list of texts, not one string")
+    spans = [word_spans(t) for t in texts]  # per text: (word, char start, char end)
+    keep = [i for i, sp in enumerate(spans) if sp]
+    res = predict_words([[w for w, _, _ in spans[i]] for i in keep])
+    out: list[list[dict[str, Any]]] = [[] for _ in texts]
+    for i, row in zip(keep, res):
+        for e in row:
+            a, b = spans[i][e["start"]][1], spans[i][e["end"] - 1][2]
+            out[i].append({"label": e["label"], "text": texts[i][a:b], "start": a, "end": b, "score": e["score"]})
+    return out
 
 
 def read_pipeline_config(folder: str | os.PathLike) -> dict[str, Any]:

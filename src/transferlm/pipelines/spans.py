@@ -24,11 +24,11 @@ from typing import Any, Sequence
 
 from torch import Tensor
 
-from ..data.finetune_collate import encode_words, word_spans
+from ..data.finetune_collate import encode_words
 from ..heads.spans import SpanClassifier, calibrate_threshold
 from ..heads.tagging import pool_words
 from ..training import metrics
-from .base import FitConfig, Pipeline, encode_batch
+from .base import FitConfig, Pipeline, encode_batch, entities_in_texts
 
 
 @dataclass
@@ -145,18 +145,8 @@ class SpanTagger(Pipeline):
                  for a, b, k, p in row] for words, row in zip(sentences, rows)]
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[dict[str, Any]]]:
-        if isinstance(texts, str):
-            raise TypeError("pass a list of texts, not one string")
-        spans = [word_spans(t) for t in texts]
-        keep = [i for i, sp in enumerate(spans) if sp]
-        res = self.predict_tokens([[w for w, _, _ in spans[i]] for i in keep], batch_size)
-        out: list[list[dict[str, Any]]] = [[] for _ in texts]
-        for i, row in zip(keep, res):
-            for e in row:
-                a, b = spans[i][e["start"]][1], spans[i][e["end"] - 1][2]
-                out[i].append({"label": e["label"], "text": texts[i][a:b], "start": a, "end": b,
-                               "score": e["score"]})
-        return out
+        """Spans of raw texts with character offsets (end exclusive) into each text."""
+        return entities_in_texts(texts, lambda sents: self.predict_tokens(sents, batch_size))
 
     def evaluate(self, sentences: Sequence[Sequence[str]], spans) -> dict[str, float]:
         gold = _spans(spans)

@@ -32,10 +32,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ..data.finetune_collate import align_window_labels, encode_words, word_spans
+from ..data.finetune_collate import align_window_labels, encode_words
 from ..heads.tagging import CRFTagger, TokenTagger, merge_windows
 from ..training import metrics
-from .base import FitConfig, Pipeline, encode_batch
+from .base import FitConfig, Pipeline, encode_batch, entities_in_texts
 
 
 @dataclass
@@ -190,19 +190,7 @@ class Tagger(Pipeline):
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[dict[str, Any]]]:
         """Entities of raw texts with character offsets (end exclusive) into each text."""
-        if isinstance(texts, str):
-            raise TypeError("pass a list of texts, not one string")
-        spans = [word_spans(t) for t in texts]
-        keep = [i for i, sp in enumerate(spans) if sp]
-        res = self.predict_tokens([[w for w, _, _ in spans[i]] for i in keep], batch_size)
-        out: list[list[dict[str, Any]]] = [[] for _ in texts]
-        for i, r in zip(keep, res):
-            sp = spans[i]
-            for e in r["entities"]:
-                a, b = sp[e["start"]][1], sp[e["end"] - 1][2]
-                out[i].append({"label": e["label"], "text": texts[i][a:b], "start": a, "end": b,
-                               "score": e["score"]})
-        return out
+        return entities_in_texts(texts, lambda sents: [r["entities"] for r in self.predict_tokens(sents, batch_size)])
 
     def evaluate(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]) -> dict[str, float]:
         """Entity-level micro precision / recall / F1 (seqeval's default mode) and token accuracy."""
