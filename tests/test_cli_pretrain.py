@@ -156,3 +156,103 @@ def test_llama_decoder_exports_as_llama_for_causal_lm(tmp_path, vocab):
     ids = torch.randint(0, 120, (2, 9))
     with torch.no_grad():
         torch.testing.assert_close(model.decoder(ids).logits, hf.eval()(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+# ---- bad input: a clear error (exit 2) and nothing written ---------------------------------------
+
+def _fails(capsys, argv, *needles):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def test_empty_and_non_utf8_corpora_are_refused_and_write_nothing(tmp_path, capsys, vocab):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n  \n", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("a good line\n".encode() + b"caf\xe9 au lait\n")  # latin-1, not UTF-8
+    for data, needles in ((empty, ["no text found", "empty.txt"]),
+                          (bad, ["bad.txt:2: not valid UTF-8 (byte 0xe9 at column 4)"])):
+        out = tmp_path / "runs" / data.stem
+        _fails(capsys, ["pretrain", "--preset", "roberta", "--data", str(data), "--tokenizer", vocab,
+                        "--model", "bert-tiny", "--output", str(out), "--no-progress-bar"], *needles)
+        assert not (tmp_path / "runs").exists()
+
+
+def test_max_length_below_what_the_specials_need(tmp_path, capsys, text, vocab):
+    for preset, n, need in (("bert", 4, 5), ("roberta", 2, 3), ("gpt", 1, 2)):
+        out = tmp_path / preset
+        _fails(capsys, ["pretrain", "--preset", preset, "--data", str(text), "--tokenizer", vocab,
+                        "--output", str(out), "--max-length", str(n)],
+               f"max_length {n} is smaller than the {need} tokens the {preset} preset needs")
+        assert not out.exists()
+    from transferlm.data.corpus import PackedDataset
+
+    with pytest.raises(ValueError, match="leaves no room for text"):
+        PackedDataset(None, 2, prefix=[101], suffix=[102])
+
+
+def test_init_from_a_folder_of_another_config(tmp_path, capsys, text, vocab):
+    from transferlm.models import Encoder, preset
+    from transferlm.models.decoder import Decoder
+
+    Encoder(preset("bert-tiny", vocab_size=100)).save_pretrained(tmp_path / "small_vocab")
+    Decoder(preset("gpt-mini", vocab_size=30522, num_layers=1)).save_pretrained(tmp_path / "gpt")
+    common = ["pretrain", "--preset", "bert", "--data", str(text), "--tokenizer", vocab, "--max-length", "48"]
+    out = tmp_path / "out"
+    _fails(capsys, [*common, "--init-from", str(tmp_path / "small_vocab"), "--output", str(out)],
+           "small_vocab: the model's vocabulary (100) is not the tokenizer's (30522")
+    _fails(capsys, [*common, "--init-from", str(tmp_path / "gpt"), "--output", str(out)],
+           "Encoder loads BERT checkpoints, this is model_type 'gpt2'")
+    _fails(capsys, [*common, "--init-from", vocab, "--max-length", "4096", "--output", str(out)],
+           "max_length 4096 is more than the 512 positions")
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory, text, vocab):
+    """A real (not dry) one-step run of bert-tiny: its checkpoint is what the resume tests load."""
+    out = tmp_path_factory.mktemp("resume") / "run"
+    argv = ["pretrain", "--preset", "roberta", "--data", str(text), "--tokenizer", vocab, "--model", "bert-tiny",
+            "--output", str(out), "--max-length", "48", "--batch-size", "8", "--steps", "1", "--no-progress-bar"]
+    assert main(argv) == 0
+    return out, argv
+
+
+def test_resume_with_another_config_is_refused(one_step_run, capsys):
+    out, argv = one_step_run
+    ckpt = out / "checkpoints" / "step_00000001"
+    _fails(capsys, [*argv, "--model", "bert-mini"], "pretrain_config.yaml: the checkpoints in",
+           "model: 'bert-tiny' there, 'bert-mini' now", "--no-resume")
+    # without the run's config file the weights themselves are compared, file named
+    saved = (out / "pretrain_config.yaml").read_text(encoding="utf-8")
+    (out / "pretrain_config.yaml").unlink()
+    try:
+        _fails(capsys, [*argv, "--model", "bert-mini"],
+               f"{ckpt / 'model.safetensors'}: written for a different model configuration",
+               "checkpoint [128] model [256]".replace(" model", ", model"))
+    finally:
+        (out / "pretrain_config.yaml").write_text(saved, encoding="utf-8")
+    # a checkpoint folder is not a model folder for --init-from
+    _fails(capsys, [*argv, "--init-from", str(ckpt), "--no-resume", "--output", str(out.parent / "other")],
+           "a training checkpoint, not a model folder")
+    assert not (out.parent / "other").exists()
+    # the same options resume (the run is finished: nothing to do, same checkpoint)
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step_00000001"]
+
+
+def test_dry_run_prints_its_step_and_guards_its_checkpoint(tmp_path, capsys, text, vocab):
+    out = tmp_path / "dry"
+    argv = ["pretrain", "--preset", "roberta", "--data", str(text), "--eval-data", str(text), "--eval-examples", "8",
+            "--tokenizer", vocab, "--model", "bert-tiny", "--output", str(out), "--max-length", "48",
+            "--batch-size", "8", "--no-progress-bar"]
+    assert main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "dry run OK: 1 optimizer step of 8 examples x 48 tokens (roberta preset): mlm_loss" in printed
+    assert "held-out: MLM accuracy" in printed and "unigram baseline" in printed
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "eval_mlm_accuracy" in x]
+    assert [r["step"] for r in evals] == [0, 1] and evals[0]["eval_masked_tokens"] > 0
+    _fails(capsys, [*argv, "--steps", "2"], "holds a dry run's checkpoint")

@@ -216,3 +216,42 @@ def test_real_wordpiece_matches_hf_tokenizers_on_ptb(tmp_path):
         assert c.tokens(a, b).tolist() == enc.ids, lines[k]
         w = enc.word_ids
         assert c.word_starts(a, b).tolist() == [int(j == 0 or w[j] != w[j - 1]) for j in range(len(w))]
+
+
+# ---- bad input leaves nothing half-written ----------------------------------------------------------
+
+def test_empty_corpus_is_refused_and_leaves_nothing(tmp_path):
+    empty = _write(tmp_path / "empty.txt", "\n   \n\n")
+    out = tmp_path / "run" / "corpus"  # neither folder exists yet
+    with pytest.raises(ValueError, match=r"no text found in .*empty\.txt"):
+        build_corpus([empty], out, ToyTokenizer(), vocab_size=100, progress=False)
+    assert not (tmp_path / "run").exists()  # the folders this call made are gone again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]
+
+
+def test_bad_utf8_in_the_middle_leaves_nothing(tmp_path):
+    good = _write(tmp_path / "a.txt", "one two three\n\nfour five\n")
+    bad = _write(tmp_path / "b.txt", b"six seven\n\xc3\x28 eight\n", mode="wb")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"b\.txt:2: not valid UTF-8 \(byte 0xc3 at column 1\)"):
+        build_corpus([good, bad], out, ToyTokenizer(), vocab_size=100, batch_sentences=1, progress=False)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_failed_rebuild_keeps_the_previous_corpus_and_rebuild_replaces_it(tmp_path):
+    first = _write(tmp_path / "a.txt", "alpha beta gamma\n\ndelta\n")
+    out = tmp_path / "out"
+    c1 = build_corpus([first], out, ToyTokenizer(), vocab_size=100, shard_tokens=2, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "notes.txt").write_text("mine", encoding="utf-8")  # a file of the user's: never touched
+    bad = _write(tmp_path / "bad.txt", b"\xff\n", mode="wb")
+    with pytest.raises(ValueError, match="bad.txt:1"):
+        build_corpus([bad], out, ToyTokenizer(), vocab_size=100, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "notes.txt"} == before
+    assert TokenCorpus(out).num_tokens == c1.num_tokens
+    # a successful rebuild with fewer shards leaves no shard of the old build behind
+    second = _write(tmp_path / "b.txt", "zeta\n")
+    c2 = build_corpus([second], out, ToyTokenizer(), vocab_size=100, shard_tokens=2, progress=False)
+    assert c2.num_tokens == 2 and (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in out.glob("tokens_*.bin")) == ["tokens_00000.bin"]

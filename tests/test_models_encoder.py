@@ -237,3 +237,68 @@ def test_too_long_input_is_a_clear_error():
     enc = Encoder(preset("bert-tiny", vocab_size=20, max_position_embeddings=8))
     with pytest.raises(ValueError, match="only 8 positions"):
         enc(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_training_attention_is_sdpa_arithmetic(monkeypatch):
+    """The CPU training path (_dropout_attention) computes what SDPA computes: with the dropout
+    made the identity, outputs and gradients agree, with and without a padding mask; with dropout
+    on, about p of the probabilities are dropped and the rest scaled by 1/(1-p)."""
+    from transferlm.models import layers
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 6, 8, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.ones(2, 1, 1, 6, dtype=torch.bool)
+    mask[1, ..., 4:] = False
+    dropped = []
+
+    def identity(x, p, training):
+        dropped.append(p)
+        return x
+
+    monkeypatch.setattr(layers, "dropout", identity)
+    for m in (None, mask):
+        ours = layers._dropout_attention(q, k, v, m, 0.1)
+        ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+        for a, b in zip(torch.autograd.grad(ours.sum(), (q, k, v)), torch.autograd.grad(ref.sum(), (q, k, v))):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert dropped == [0.1, 0.1]
+    monkeypatch.undo()
+    # the encoder in training mode takes this path (dropout on, CPU) and is reproducible by seed
+    cfg = preset("bert-tiny", vocab_size=50, add_pooler=False)
+    enc = Encoder(cfg).train()
+    ids = torch.randint(0, 50, (2, 9), generator=g)
+    calls = []
+    monkeypatch.setattr(layers, "_dropout_attention", lambda *a: calls.append(1) or
+                        torch.nn.functional.scaled_dot_product_attention(*a[:3], attn_mask=a[3]))
+    enc(ids)
+    assert len(calls) == cfg.num_layers
+    monkeypatch.undo()
+    torch.manual_seed(1)
+    a = enc(ids).last_hidden_state
+    torch.manual_seed(1)
+    torch.testing.assert_close(enc(ids).last_hidden_state, a)
+    # with dropout on: the rate and the 1/(1-p) scale of what is kept
+    probs_in = torch.full((1, 1, 200, 200), 0.0)
+    vv = torch.eye(200)[None, None]  # probs @ I = probs: the output is the dropped probability matrix
+    out = layers._dropout_attention(probs_in, probs_in, vv, None, 0.25)  # uniform attention: 1/200 each
+    kept = out[out != 0]
+    assert abs(1 - kept.numel() / out.numel() - 0.25) < 0.01
+    torch.testing.assert_close(kept, torch.full_like(kept, 1 / 200 / 0.75))
+
+
+def test_cpu_dropout_rate_scale_and_gradient():
+    from transferlm.models.layers import Dropout
+
+    d = Dropout(0.1)
+    x = torch.ones(400, 500, requires_grad=True)
+    torch.manual_seed(0)
+    y = d(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 0.005  # dropped with probability p
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))  # kept ones scaled by 1/(1-p)
+    (g,) = torch.autograd.grad((y * 3).sum(), x)
+    torch.testing.assert_close(g, 3 * y.detach())  # the same mask in backward
+    torch.manual_seed(0)
+    torch.testing.assert_close(d(x), y)  # reproducible by seed
+    assert d.eval()(x) is x and Dropout(0.0).train()(x) is x

@@ -190,3 +190,32 @@ def test_causal_lm_model():
     ids = torch.randint(0, V, (2, 6))
     out = CausalLMModel(Dec())({"input_ids": ids})
     torch.testing.assert_close(out["loss"], causal_lm_loss(dec(ids), ids))
+
+
+def test_mlm_evaluator_weights_by_masked_tokens_and_scores_the_unigram_baseline():
+    from transferlm.objectives.pretraining import MLMEvaluator
+
+    class Fixed(nn.Module):
+        """Answers token 5 everywhere; reports its accuracy and a loss as PretrainingModel does."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, batch):
+            t = batch["labels"][batch["labels"] != IGNORE_INDEX]
+            return {"mlm_loss": torch.tensor(float(len(t))), "mlm_accuracy": (t == 5).float().mean()}
+
+    b1 = {"labels": torch.tensor([[5, -100, 7], [-100, 5, -100]])}  # 3 chosen: 2 right
+    b2 = {"labels": torch.tensor([[9, -100, -100]])}  # 1 chosen: 0 right
+    counts = torch.zeros(12)
+    counts[[1, 2, 9]] = torch.tensor([100.0, 90.0, 10.0])  # 1 and 2 are special: the baseline answers 9
+    ev = MLMEvaluator.from_dataset([b1["labels"], b2["labels"]], lambda xs: {"labels": torch.stack(xs)},
+                                   n_examples=2, batch_size=1, seed=0, counts=counts.numpy(), special_ids=[1, 2])
+    assert ev.baseline_token == 9
+    r = MLMEvaluator([b1, b2], baseline_token=9)(Fixed())
+    assert r["mlm_accuracy"] == pytest.approx(2 / 4)  # token-weighted, not the mean of 2/3 and 0
+    assert r["mlm_loss"] == pytest.approx((3 * 3 + 1 * 1) / 4)
+    assert r["unigram_accuracy"] == pytest.approx(1 / 4) and r["masked_tokens"] == 4
+    with pytest.raises(ValueError, match="no masked position"):
+        MLMEvaluator([{"labels": torch.full((1, 3), IGNORE_INDEX)}], 0)

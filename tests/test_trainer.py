@@ -294,3 +294,34 @@ def test_read_metrics_names_a_bad_line(tmp_path):
     # a line torn by SIGKILL at the very end is tolerated when asked
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
     assert read_metrics(tmp_path, strict=False) == [{"step": 1, "loss": 2.0}]
+
+
+def test_eval_at_start_every_n_and_at_the_end(tmp_path):
+    calls = []
+
+    def eval_fn(model):
+        assert not model.training  # evaluated in eval mode, then put back
+        calls.append(1)
+        return {"score": float(len(calls))}
+
+    seed_everything(0)
+    cfg = TrainerConfig(run_dir=str(tmp_path / "ev"), progress_bar=False, max_steps=7, batch_size=8, log_every=7,
+                        eval_every=3, eval_at_start=True)
+    trainer = Trainer(Toy(), _data(), _collate, cfg, eval_fn=eval_fn)
+    trainer.fit()
+    assert trainer.model.training
+    evals = [(r["step"], r["eval_score"]) for r in read_metrics(tmp_path / "ev") if "eval_score" in r]
+    assert evals == [(0, 1.0), (3, 2.0), (6, 3.0), (7, 4.0)]
+
+
+def test_checkpoint_of_another_model_is_refused_by_name(tmp_path):
+    save_checkpoint(tmp_path, 3, nn.Linear(4, 2), {"step": 3})
+    path = latest_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match=r"step_00000003/model\.safetensors: written for a different model "
+                                         r"configuration: bias: checkpoint \[2\], model \[3\]; weight: checkpoint \[2, 4\], model \[3, 4\]"):
+        load_checkpoint(path, nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"bias: in the model, not in the checkpoint"):
+        save_checkpoint(tmp_path / "nobias", 1, nn.Linear(4, 2, bias=False), {"step": 1})
+        load_checkpoint(latest_checkpoint(tmp_path / "nobias"), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        load_checkpoint(tmp_path, nn.Linear(4, 2))

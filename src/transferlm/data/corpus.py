@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -187,11 +188,47 @@ def build_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     """
     if not callable(tokenize) or hasattr(tokenize, "encode_batch"):
         tokenize = tokenize_with(tokenize)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    made = [q for q in [final.parent, *final.parent.parents] if not q.exists()]  # removed again on failure
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary sibling name and renamed into place only when complete: bad input
+    # (an empty corpus, bytes that are not UTF-8 on line 90,000) leaves nothing half-written.
+    out = final.parent / f".{final.name}.building-{os.getpid()}"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    try:
+        _build_into(paths, out, tokenize, vocab_size, sentence_split=sentence_split, text_key=text_key,
+                    shard_tokens=shard_tokens, batch_sentences=batch_sentences, progress=progress)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        for q in made:  # folders this call created, deepest first
+            try:
+                q.rmdir()
+            except OSError:
+                break
+        raise
+    if not final.exists():
+        os.replace(out, final)
+        return TokenCorpus(final)
+    # An existing folder (a previous build, or the caller's own folder): only our files are replaced,
+    # the metadata last, so the folder is never a corpus with a mix of old and new shards.
+    (final / "corpus.json").unlink(missing_ok=True)
+    for f in final.iterdir():
+        if f.is_file() and _CORPUS_FILE.fullmatch(f.name):
+            f.unlink()
+    for f in sorted(out.iterdir(), key=lambda f: f.name == "corpus.json"):
+        os.replace(f, final / f.name)
+    out.rmdir()
+    return TokenCorpus(final)
+
+
+_CORPUS_FILE = re.compile(r"(tokens|words)_\d{5}\.bin|sentences\.bin|documents\.bin|counts\.npy|corpus\.json(\.tmp)?")
+
+
+def _build_into(paths: Sequence[str | os.PathLike], out: Path, tokenize: TokenizeFn, vocab_size: int, *,
+                sentence_split: str, text_key: str, shard_tokens: int, batch_sentences: int, progress: bool) -> None:
     meta_path = out / "corpus.json"
-    if meta_path.exists():
-        meta_path.unlink()  # rebuilding: the folder is not a corpus until the new metadata is written
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
     writer = _ShardWriter(out, dtype, shard_tokens)
     counts = np.zeros(vocab_size, dtype=np.int64)
@@ -259,7 +296,8 @@ def build_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
             f.close()
         bar.close()
     if n_docs == 0:
-        raise ValueError(f"no text found in {', '.join(sources)}")
+        raise ValueError(f"no text found in {', '.join(sources)}: expected at least one non-empty line "
+                         f"(skipped {skipped_docs} empty documents)")
     np.save(out / "counts.npy", counts)
     meta = {"format": FORMAT, "version": VERSION, "dtype": dtype.name, "vocab_size": vocab_size,
             "num_tokens": n_tokens, "num_sentences": n_sents, "num_documents": n_docs,
@@ -271,7 +309,6 @@ def build_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, meta_path)
-    return TokenCorpus(out)
 
 
 # ------------------------------------------------------------------------------------------ reading

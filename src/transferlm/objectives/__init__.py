@@ -2,8 +2,8 @@
 causal-LM heads and losses (pretraining.py)."""
 
 from .masking import IGNORE_INDEX, MaskingConfig, mask_batch, random_token_weights, span_length_distribution
-from .pretraining import (CausalLMModel, MLMHead, NSPHead, PretrainingModel, SpanBoundaryHead,
+from .pretraining import (CausalLMModel, MLMEvaluator, MLMHead, NSPHead, PretrainingModel, SpanBoundaryHead,
                           causal_lm_loss)
 
 __all__ = ["IGNORE_INDEX", "MaskingConfig", "mask_batch", "random_token_weights", "span_length_distribution",
-           "MLMHead", "NSPHead", "SpanBoundaryHead", "PretrainingModel", "CausalLMModel", "causal_lm_loss"]
+           "MLMHead", "MLMEvaluator", "NSPHead", "SpanBoundaryHead", "PretrainingModel", "CausalLMModel", "causal_lm_loss"]

@@ -230,3 +230,68 @@ class CausalLMModel(nn.Module):
         labels = batch.get("labels", batch["input_ids"])
         loss = causal_lm_loss(logits, labels)
         return {"loss": loss, "lm_loss": loss}
+
+
+class MLMEvaluator:
+    """Held-out masked-LM accuracy on fixed batches, with the unigram baseline on the same masks.
+
+    The batches are collated (masked) once, so every evaluation scores the same positions: the
+    curve moves only because the model does. `baseline_token` is the most frequent non-special
+    token of the TRAINING corpus; answering it at every chosen position is the unigram baseline
+    (what a model that learned only the token frequencies gets), `unigram_accuracy`.
+
+    Called by the Trainer (`eval_fn`) with the model in eval mode under no_grad; returns
+    token-weighted means over all chosen positions of all batches: mlm_loss, mlm_accuracy,
+    unigram_accuracy (constant, logged beside the curve), masked_tokens, and nsp_accuracy
+    (sequence mean) when the model has NSP.
+    """
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], baseline_token: int):
+        if not batches:
+            raise ValueError("MLMEvaluator needs at least one held-out batch")
+        self.batches, self.baseline_token = batches, int(baseline_token)
+        targets = torch.cat([b["labels"][b["labels"] != IGNORE_INDEX] for b in batches])  # (N,)
+        if targets.numel() == 0:
+            raise ValueError("the held-out batches have no masked position to score")
+        self.masked_tokens = targets.numel()
+        self.unigram_accuracy = float((targets == self.baseline_token).float().mean())
+
+    @classmethod
+    def from_dataset(cls, dataset, collate, *, n_examples: int, batch_size: int, seed: int,
+                     counts, special_ids: list[int]) -> "MLMEvaluator":
+        """Take `n_examples` examples spread over `dataset` (a seeded choice), mask them once with
+        `collate` re-seeded to `seed`, and use the most frequent non-special token of `counts`
+        (the training corpus's unigram counts, (V,)) as the baseline answer."""
+        import numpy as np
+
+        n = min(n_examples, len(dataset))
+        if n == 0:
+            raise ValueError("the held-out text gives no example")
+        idx = np.sort(np.random.default_rng(seed).choice(len(dataset), n, replace=False))
+        if hasattr(collate, "set_seed"):
+            collate.set_seed(seed)  # fixed masks: every evaluation scores the same positions
+        batches = [collate([dataset[int(i)] for i in idx[k:k + batch_size]]) for k in range(0, n, batch_size)]
+        c = np.asarray(counts, dtype=np.float64).copy()
+        c[list(special_ids)] = -1  # [CLS] / [SEP] are never masked: not an answer
+        return cls(batches, int(c.argmax()))
+
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        device = next(model.parameters()).device
+        n_tok = n_seq = 0
+        loss_sum = correct = nsp_correct = 0.0
+        for batch in self.batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = model(batch)
+            n = int((batch["labels"] != IGNORE_INDEX).sum())
+            n_tok += n
+            loss_sum += float(out["mlm_loss"]) * n  # the batch mean times its count: exact token mean
+            correct += float(out["mlm_accuracy"]) * n
+            if "nsp_accuracy" in out:
+                bsz = batch["input_ids"].shape[0]
+                nsp_correct += float(out["nsp_accuracy"]) * bsz
+                n_seq += bsz
+        result = {"mlm_loss": loss_sum / n_tok, "mlm_accuracy": correct / n_tok,
+                  "unigram_accuracy": self.unigram_accuracy, "masked_tokens": float(n_tok)}
+        if n_seq:
+            result["nsp_accuracy"] = nsp_correct / n_seq
+        return result

@@ -148,5 +148,38 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load the weights into `model` (strict) and return the rest of the state."""
     path = Path(path)
-    missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=True, device=str(map_location))
+    check_compatible(path, model)
+    try:
+        load_model(model, str(path / "model.safetensors"), strict=True, device=str(map_location))
+    except RuntimeError as e:  # what the shape / name check above cannot see (e.g. tying differs)
+        raise ValueError(f"{path / 'model.safetensors'}: does not fit this model ({e})") from None
     return torch.load(path / "state.pt", map_location=map_location, weights_only=True)
+
+
+def check_compatible(path: str | os.PathLike, model: nn.Module) -> None:
+    """Raise a ValueError naming the checkpoint when its tensors are not this model's (another config).
+
+    Compares names and shapes from the safetensors header (nothing is loaded). Names the model has
+    but the file lacks are allowed when they are tied to a tensor the file has (safetensors stores
+    a shared tensor once).
+    """
+    from safetensors import safe_open
+
+    file = Path(path) / "model.safetensors"
+    if not file.is_file():
+        raise ValueError(f"{path}: not a checkpoint (no model.safetensors)")
+    with safe_open(str(file), framework="pt") as f:
+        saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    own = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
+    by_storage: dict[int, list[str]] = {}
+    for k, v in model.state_dict(keep_vars=True).items():
+        by_storage.setdefault(v.data_ptr(), []).append(k)
+    problems = [f"{k}: checkpoint {list(saved[k])}, model {list(own[k])}" for k in saved if k in own and saved[k] != own[k]]
+    problems += [f"{k}: in the checkpoint, not in the model" for k in saved if k not in own]
+    tied_ok = {k for names in by_storage.values() if any(n in saved for n in names) for k in names}
+    problems += [f"{k}: in the model, not in the checkpoint" for k in own if k not in saved and k not in tied_ok]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(f"{file}: written for a different model configuration: {'; '.join(problems[:5])}{more}. "
+                         "Resume with the configuration that wrote it, or start a new run (another output "
+                         "folder, or resume off)")

@@ -74,6 +74,7 @@ class TrainerConfig:
     keep_last: int = 2  # checkpoints kept on disk
     resume: bool = True  # continue from RUN_DIR/checkpoints/latest when there is one
     eval_every: int = 0  # steps between eval_fn calls; 0 = never
+    eval_at_start: bool = False  # also evaluate the untrained model (step 0) on a fresh start: the curve's origin
     progress_bar: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
@@ -231,6 +232,8 @@ class Trainer:
         if resumed and self.rank == 0:
             print(f"resumed from step {self.step} ({self.ckpt_dir / 'latest'})", flush=True)
         model = self.ddp or self.model
+        if c.eval_at_start and c.eval_every and self.eval_fn and self.step == 0:
+            self._evaluate()
         model.train()
         bar = progress(c.max_steps, self.step, enabled=c.progress_bar and self.rank == 0)
         sums: dict[str, float] = {}
