@@ -74,8 +74,8 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "config.json"
     ckpt.write_json(target, {"a": 1})
 
-    def broken(p: Path) -> None:
-        p.write_text('{"half": ')
+    def broken(p: str) -> None:  # the writer gets the temp file's path as a string
+        Path(p).write_text('{"half": ')
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):

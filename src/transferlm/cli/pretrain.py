@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from ..fileio import atomic_write_text
+
 PRESETS = ("bert", "roberta", "spanbert", "gpt")
 
 
@@ -272,17 +274,8 @@ def check_resume(cfg: PretrainConfig) -> None:
 
 
 def _write_run_config(cfg: PretrainConfig) -> None:
-    """OUTPUT/pretrain_config.yaml, atomically (temp file, fsync, rename)."""
-    import os
-
-    path = Path(cfg.output) / RUN_CONFIG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """OUTPUT/pretrain_config.yaml, atomically."""
+    atomic_write_text(Path(cfg.output) / RUN_CONFIG, yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
 
 
 def build(cfg: PretrainConfig):

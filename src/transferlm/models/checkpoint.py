@@ -18,8 +18,6 @@ What this file does not do: tokenizers (tokenization/io.py), optimizer or traine
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..fileio import atomic_write, atomic_write_text
 from .config import ModelConfig
 
 SAFETENSORS = "model.safetensors"
@@ -424,23 +423,8 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module
 
 
 # ---- writing ----------------------------------------------------------------------------------
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """write(tmp) into a temp file beside `path`, fsync it, then os.replace onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8"))
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def export_rules(model: nn.Module, rules: list[Rule]) -> dict[str, Tensor]:
@@ -462,7 +446,7 @@ def write_folder(folder: str | Path, config_dict: dict[str, Any], tensors: dict[
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / SAFETENSORS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    atomic_write(folder / SAFETENSORS, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
     write_json(folder / CONFIG, config_dict)
     return folder
 

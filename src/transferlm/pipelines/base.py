@@ -21,6 +21,7 @@ files (data/formats.py), or parse command lines (cli/).
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import os
@@ -112,7 +113,7 @@ def encode_batch(encoder: Encoder, batch: dict[str, Any]):
                    token_type_ids=batch.get("token_type_ids"))
 
 
-class Pipeline:
+class Pipeline(abc.ABC):
     """Base of TextClassifier, Tagger, SpanTagger and QuestionAnswerer."""
 
     task: str = ""  # classify | pair | tag | spans | qa
@@ -154,11 +155,13 @@ class Pipeline:
             raise ValueError(f"{cls.__name__} needs labels=[...] (e.g. from the training data)")
         return [str(x) for x in labels]
 
+    @abc.abstractmethod
     def _build_head(self) -> nn.Module:
-        raise NotImplementedError
+        """The task head over the encoder's hidden states."""
 
+    @abc.abstractmethod
     def _step(self, encoder: Encoder, head: nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
-        raise NotImplementedError
+        """One batch -> {"loss": ..., named components}."""
 
     @property
     def max_length(self) -> int:
