@@ -110,7 +110,7 @@ def test_config_file_mirrors_flags(tmp_path):
     cfg = load_config(f, {"steps": 9, "lr": None})
     assert (cfg.preset, cfg.steps, cfg.lr, cfg.data, cfg.max_length) == ("spanbert", 9, 0.001, ["some.txt"], 64)
     f.write_text("preset: bert\nlearning_rate: 0.1\n")
-    with pytest.raises(ValueError, match=r"c\.yaml: unknown config key 'learning_rate'"):
+    with pytest.raises(ValueError, match=r"c\.yaml:2: unknown config key 'learning_rate'"):
         load_config(f, {})
     f.write_text("steps: many\n")
     with pytest.raises(ValueError, match="steps must be an integer"):

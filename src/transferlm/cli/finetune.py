@@ -32,14 +32,15 @@ import argparse
 import dataclasses
 import json
 import sys
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..fileio import atomic_write_text
 from . import UserError
+from .config import load_dataclass_config
 
 TASKS = ("classify", "pair", "tag", "spans", "qa")
 # Task defaults: epochs, max_length (see the module docstring for the reasons).
@@ -83,62 +84,6 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.task and self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
-
-
-def load_dataclass_config(cls, path: str | Path | None, overrides: dict[str, Any]):
-    """A dataclass from a YAML file (keys = field names, '-' or '_') and then the given overrides
-    (None = not given). Unknown keys and values of the wrong type are errors naming the file."""
-    values: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    where = str(path) if path else "flags"
-    if path:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ValueError(f"{path}:{mark.line + 1 if mark else 1}: bad YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}:1: expected a mapping of option: value")
-        lines = _key_lines(path)
-        for key, value in raw.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ValueError(f"{path}:{lines.get(str(key), 1)}: unknown config key {key!r} "
-                                 f"(known: {', '.join(sorted(known))})")
-            values[name] = value
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    for name, value in list(values.items()):
-        t = hints[name]
-        args = set(typing.get_args(t))
-        optional = type(None) in args
-        base = next((a for a in args if a is not type(None)), t) if args else t
-        if value is None and optional:
-            continue
-        ok = True
-        if base is bool:
-            ok = isinstance(value, bool)
-        elif base is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif base is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif base is str:
-            ok = isinstance(value, (str, int)) and not isinstance(value, bool)
-            value = str(value) if ok else value
-        if not ok:
-            raise ValueError(f"{where}: {name} must be {getattr(base, '__name__', base)}, got {value!r}")
-        values[name] = value
-    return cls(**values)
-
-
-def _key_lines(path: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line and not line[0].isspace() and ":" in line and not line.lstrip().startswith("#"):
-            out.setdefault(line.split(":", 1)[0].strip().strip("'\""), lineno)
-    return out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -285,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
     pipe = build_pipeline(cfg, labels)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False),
-                                              encoding="utf-8")
+    atomic_write_text(out / "finetune_config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     epochs = cfg.epochs if cfg.epochs is not None else TASK_DEFAULTS[cfg.task][0]
     fit = dict(epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, min_steps=cfg.min_steps,
                warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, schedule=cfg.schedule,

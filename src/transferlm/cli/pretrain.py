@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from ..fileio import atomic_write_text
+from .config import load_dataclass_config
 
 PRESETS = ("bert", "roberta", "spanbert", "gpt")
 
@@ -85,46 +86,7 @@ def _field_types() -> dict[str, type]:
 
 def load_config(path: str | Path | None, overrides: dict[str, object]) -> PretrainConfig:
     """Fields from the YAML file (if any), then the flags given on the command line."""
-    values: dict[str, object] = {}
-    known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    if path:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise ValueError(f"{where}: bad YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping of option: value")
-        for key, value in raw.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ValueError(f"{path}: unknown config key {key!r} (known: {', '.join(sorted(known))})")
-            values[name] = value
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    types_ = _field_types()
-    for name, value in values.items():
-        t = types_[name]
-        if t is list[str] or typing.get_origin(t) is list:
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"{path or 'flags'}: {name} must be a list of strings, got {value!r}")
-        elif t is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"{path or 'flags'}: {name} must be true or false, got {value!r}")
-        elif t is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{path or 'flags'}: {name} must be a number, got {value!r}")
-            value = float(value)
-        elif t is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{path or 'flags'}: {name} must be an integer, got {value!r}")
-        elif t is str and not isinstance(value, str):
-            raise ValueError(f"{path or 'flags'}: {name} must be a string, got {value!r}")
-        values[name] = value
-    return PretrainConfig(**values)
+    return load_dataclass_config(PretrainConfig, path, overrides)
 
 
 def _field_help() -> dict[str, str]:
