@@ -48,8 +48,11 @@ def demo(tmp_path_factory, threads):
     argv = ["demo", "--quick", "--out", str(out)]
     # 1. Ctrl-C in the middle of pretraining (a real SIGINT to a real process).
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A shell's background job inherits SIGINT as *ignored*, and Python then keeps ignoring it:
+    # give the child the default disposition so that it raises KeyboardInterrupt like a terminal's Ctrl-C.
     child = subprocess.Popen([sys.executable, "-m", "transferlm", *argv, "--threads", "1", "--no-progress"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     latest = out / "pretrain" / "checkpoints" / "latest"
     deadline = time.monotonic() + 120
     while not latest.exists() and child.poll() is None and time.monotonic() < deadline:
