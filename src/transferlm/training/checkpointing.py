@@ -77,7 +77,7 @@ def checkpoint_name(step: int) -> str:
 
 def save_checkpoint(root: str | os.PathLike, step: int, model: nn.Module, state: dict[str, Any],
                     keep_last: int | None = None) -> Path:
-    """Write root/step_XXXXXXXX/{model.safetensors,state.pt} atomically and point root/latest at it."""
+    """Write root/step_<8-digit step>/{model.safetensors,state.pt} atomically and point root/latest at it."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
