@@ -23,6 +23,7 @@ fine-tuning: pipelines/).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..training.checkpointing import atomic_write_text
+from ..fileio import atomic_write_text
+from ..objectives.pretraining import MLMEvaluator
 from .data import DemoData, corpus_text
 
 METHODS = ("tfidf", "random", "pretrained", "minilm")  # the table's rows, in order
@@ -222,32 +224,7 @@ def stage_vocabulary(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[
 
 # ------------------------------------------------------------------------------ stage 2: pretraining
 
-class HeldoutMLM:
-    """Held-out MLM accuracy on fixed, pre-masked PTB valid batches (the same masks every time).
-
-    Accuracy is over all masked positions of all batches (each batch's `mlm_accuracy` weighted by
-    its number of masked positions). The unigram baseline is the accuracy of always answering the
-    training corpus's most frequent non-special token.
-    """
-
-    def __init__(self, batches: list[dict[str, torch.Tensor]], baseline_token: int):
-        self.batches = batches
-        self.n = [int((b["labels"] != -100).sum()) for b in batches]
-        targets = torch.cat([b["labels"][b["labels"] != -100] for b in batches])
-        self.unigram_accuracy = float((targets == baseline_token).float().mean())
-
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        dev = next(model.parameters()).device
-        correct = loss = 0.0
-        for b, n in zip(self.batches, self.n):
-            out = model({k: v.to(dev) for k, v in b.items()})
-            correct += float(out["mlm_accuracy"]) * n
-            loss += float(out["mlm_loss"]) * n
-        total = max(sum(self.n), 1)
-        return {"mlm_accuracy": correct / total, "mlm_loss": loss / total}
-
-
-def _heldout(cfg: DemoConfig, folder: Path, tok, collate, specials: dict[str, int], counts: np.ndarray) -> HeldoutMLM:
+def _heldout(cfg: DemoConfig, folder: Path, tok, collate, specials: dict[str, int], counts: np.ndarray) -> MLMEvaluator:
     from ..data import assets
     from ..data.corpus import NSPDataset, TokenCorpus, build_corpus
 
@@ -259,14 +236,9 @@ def _heldout(cfg: DemoConfig, folder: Path, tok, collate, specials: dict[str, in
         build_corpus([text], corpus_dir, tok, tok.vocab_size, progress=False)
     ds = NSPDataset(TokenCorpus(corpus_dir), cfg.max_length, cls_id=specials["cls"], sep_id=specials["sep"],
                     seed=cfg.seed + 1)
-    n = min(cfg.heldout_examples, len(ds))
-    idx = np.random.default_rng(cfg.seed).choice(len(ds), n, replace=False)  # spread over the text
-    collate.set_seed(cfg.seed + 12345)  # fixed masks: every evaluation scores the same positions
-    batches = [collate([ds[int(i)] for i in idx[k:k + 32]]) for k in range(0, n, 32)]
-    spec = sorted(set(specials.values()))
-    c = counts.astype(np.float64).copy()
-    c[spec] = -1
-    return HeldoutMLM(batches, int(c.argmax()))
+    # A copy of the training collator, re-seeded once: every evaluation scores the same masks.
+    return MLMEvaluator.from_dataset(ds, copy.deepcopy(collate), n_examples=cfg.heldout_examples, batch_size=32,
+                                     seed=cfg.seed + 12345, counts=counts, special_ids=sorted(set(specials.values())))
 
 
 def rare_embedding_cosine(weight: torch.Tensor, counts: np.ndarray, n: int = 1000) -> float:
