@@ -11,6 +11,7 @@ from tokenizers import Tokenizer as HFTokenizer
 
 from transferlm.cli import main
 from transferlm.data import assets
+from transferlm.tokenization.wordpiece import WordPieceTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,18 @@ def test_train_no_lowercase_keeps_case(corpus, tmp_path):
                  str(tmp_path / "o"), "--no-lowercase", "--no-progress", "--min-frequency", "1"]) == 0
     vocab = (tmp_path / "o" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert "A" in vocab and "a" in vocab and "B" in vocab
+
+
+def test_train_frequency_score_equals_the_api(corpus, tmp_path):
+    assert main(["tokenizer", "train", "--algo", "wordpiece", "--vocab-size", "800", *map(str, corpus),
+                 "--score", "frequency", "--out", str(tmp_path / "f"), "--no-progress"]) == 0
+    vocab = (tmp_path / "f" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    lines = [x for f in corpus for x in f.read_text(encoding="utf-8").splitlines()]
+    api = WordPieceTokenizer.train_from_iterator(lines, 800, score="frequency")
+    assert vocab == sorted(api.get_vocab(), key=api.get_vocab().get)
+    assert "the" in vocab
+    assert main(["tokenizer", "train", "--algo", "bpe", "--vocab-size", "300", str(corpus[0]), "--score",
+                 "frequency", "--out", str(tmp_path / "b"), "--no-progress"]) == 2  # WordPiece only
 
 
 def test_encode_via_subprocess(trained):

@@ -29,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="lowercase and strip accents before learning (WordPiece; default: on)")
     t.add_argument("--min-frequency", type=int, default=2,
                    help="merge only pairs seen at least this often (default 2, as tokenizers' trainers)")
+    t.add_argument("--score", choices=("likelihood", "frequency"), default="likelihood",
+                   help="WordPiece only: merge the pair with the best freq(ab)/(freq(a)freq(b)) (the WordPiece "
+                        "paper's likelihood score, default) or the most frequent pair (as tokenizers' "
+                        "WordPieceTrainer; keeps common words whole at small vocabulary sizes)")
     t.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     t.set_defaults(func=_train)
 
@@ -50,8 +54,10 @@ def _train(args: argparse.Namespace) -> int:
         from ..tokenization.wordpiece import WordPieceTokenizer
 
         tok = WordPieceTokenizer.train(args.files, args.vocab_size, lowercase=args.lowercase is not False,
-                                       min_frequency=args.min_frequency, progress=progress)
+                                       min_frequency=args.min_frequency, score=args.score, progress=progress)
     else:
+        if args.score != "likelihood":
+            raise UserError("--score applies to --algo wordpiece; byte-level BPE always merges the most frequent pair")
         if args.lowercase:
             raise UserError("--lowercase: byte-level BPE keeps the text as it is (use --algo wordpiece)")
         try:

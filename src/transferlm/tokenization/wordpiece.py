@@ -227,8 +227,9 @@ class WordPieceTokenizer(Tokenizer):
     @classmethod
     def train(cls, files: Sequence[str | os.PathLike], vocab_size: int = 30522, *, lowercase: bool = True,
               min_frequency: int = 2, special_tokens: Sequence[str] = tuple(SPECIAL_TOKENS.values()),
-              progress: bool = False) -> "WordPieceTokenizer":
-        """Learn a vocabulary from UTF-8 text files (a bad byte is an error naming file and line)."""
+              score: str = "likelihood", progress: bool = False) -> "WordPieceTokenizer":
+        """Learn a vocabulary from UTF-8 text files (a bad byte is an error naming file and line).
+        score: "likelihood" (the WordPiece paper's) or "frequency" (tokenizers'); see learn_wordpiece."""
         from tqdm import tqdm
 
         from .io import iter_text_lines
@@ -236,17 +237,17 @@ class WordPieceTokenizer(Tokenizer):
         lines = tqdm(iter_text_lines(files), desc="counting words", unit=" lines", disable=not progress)
         return cls.train_from_iterator(lines, vocab_size, lowercase=lowercase,
                                        min_frequency=min_frequency, special_tokens=special_tokens,
-                                       progress=progress)
+                                       score=score, progress=progress)
 
     @classmethod
     def train_from_iterator(cls, texts: Iterable[str], vocab_size: int = 30522, *, lowercase: bool = True,
                             min_frequency: int = 2,
                             special_tokens: Sequence[str] = tuple(SPECIAL_TOKENS.values()),
-                            progress: bool = False) -> "WordPieceTokenizer":
+                            score: str = "likelihood", progress: bool = False) -> "WordPieceTokenizer":
         normalizer = BertNormalizer(lowercase=lowercase)
         counts = count_words(texts, normalizer)
         vocab = learn_wordpiece(counts, vocab_size, special_tokens=special_tokens, min_frequency=min_frequency,
-                                progress=progress)
+                                score=score, progress=progress)
         roles = {r: t for r, t in SPECIAL_TOKENS.items() if t in special_tokens}
         return cls(vocab, normalizer=normalizer, special_tokens=roles)
 
@@ -271,9 +272,13 @@ def count_words(texts: Iterable[str], normalizer: BertNormalizer | None = None) 
     return counts
 
 
+SCORES = ("likelihood", "frequency")  # how the learner picks the next pair (see learn_wordpiece)
+
+
 def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
                     special_tokens: Sequence[str] = tuple(SPECIAL_TOKENS.values()), prefix: str = "##",
-                    min_frequency: int = 1, max_word_chars: int = 100, progress: bool = False) -> list[str]:
+                    min_frequency: int = 1, max_word_chars: int = 100, score: str = "likelihood",
+                    progress: bool = False) -> list[str]:
     """Learn a WordPiece vocabulary (the returned list; a token's id is its index).
 
     1. The vocabulary starts with `special_tokens`, then the alphabet: every character that begins
@@ -286,6 +291,11 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
     Ties (equal scores, as floats) go to the more frequent pair, then to the pair whose (a, b)
     strings sort first in code-point order.
 
+    score="frequency" merges the most frequent pair instead (plain BPE counting with a ``##``
+    continuation prefix: what `tokenizers`' WordPieceTrainer does). The likelihood score favours
+    pairs of rare symbols, so on a mid-size corpus frequent words stay split into letters ("the" ->
+    "th ##e" even at 30k entries); frequency merges build whole common words first.
+
     Words longer than `max_word_chars` are left out (the segmenter turns them into [UNK] anyway).
 
     Cost: counts are kept incrementally. A merge revisits only the words that hold the pair
@@ -296,6 +306,9 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
     """
     if vocab_size <= 0:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, not {score!r}")
+    likelihood = score == "likelihood"
     if len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special tokens repeat: {list(special_tokens)}")
     plen = len(prefix)
@@ -321,7 +334,13 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
 
     vocab: list[str] = list(special_tokens)
     in_vocab = set(vocab)
-    alphabet = sorted(s for s in sym if s not in in_vocab)
+    if likelihood:
+        alphabet = sorted(s for s in sym if s not in in_vocab)
+    else:
+        # As tokenizers' BpeTrainer: every character of the corpus as a word start (code-point
+        # order), then the ``##`` forms seen inside words (tokenizers adds those in hash order).
+        chars = sorted({ch for s in sym for ch in (s[plen:] if s.startswith(prefix) else s)})
+        alphabet = [s for s in chars + sorted(s for s in sym if s.startswith(prefix)) if s not in in_vocab]
     if len(vocab) + len(alphabet) > vocab_size:
         raise ValueError(f"vocab_size {vocab_size} is too small: the {len(vocab)} special tokens and the "
                          f"{len(alphabet)} characters of the corpus need {len(vocab) + len(alphabet)} entries")
@@ -347,8 +366,16 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
             pairs_of.setdefault(p[0], set()).add(p)
             pairs_of.setdefault(p[1], set()).add(p)
 
-    # Heap entries: (-score, -count, a's string, b's string, pair); the smallest is the best pair.
-    heap = [(-f / (sym_freq[x] * sym_freq[y]), -f, sym[x], sym[y], (x, y))
+    def pair_score(f: int, x: int, y: int) -> float:
+        return f / (sym_freq[x] * sym_freq[y]) if likelihood else float(f)
+
+    # Ties: likelihood compares the pieces' strings; frequency their ids (older pieces first), as
+    # tokenizers' BpeTrainer does.
+    rank = {t: i for i, t in enumerate(vocab)}
+    tie = sym if likelihood else [rank[t] for t in sym]
+
+    # Heap entries: (-score, -count, tie(a), tie(b), pair); the smallest is the best pair.
+    heap = [(-pair_score(f, x, y), -f, tie[x], tie[y], (x, y))
             for (x, y), f in pair_freq.items() if f >= minf]
     heapq.heapify(heap)
     heappush, heappop = heapq.heappush, heapq.heappop
@@ -357,22 +384,25 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
 
     bar = tqdm(total=vocab_size - len(vocab), disable=not progress, desc="wordpiece merges", unit="tok")
     while len(vocab) < vocab_size and heap:
-        neg_score, neg_f, sa, sb, p = heappop(heap)
+        neg_score, neg_f, ta, tb, p = heappop(heap)
         f = pair_freq.get(p, 0)
         if f < minf:
             continue  # merged away, or too rare now
         a, b = p
-        score = f / (sym_freq[a] * sym_freq[b])
-        if -neg_score != score or -neg_f != f:
+        now = pair_score(f, a, b)
+        if -neg_score != now or -neg_f != f:
             # Stale. Scores only rise when a symbol of the pair lost occurrences, and then a fresh
             # entry was pushed; so this entry's score fell: re-queue it with the current one.
-            if score < -neg_score:
-                heappush(heap, (-score, -f, sa, sb, p))
+            if now < -neg_score:
+                heappush(heap, (-now, -f, ta, tb, p))
             continue
+        sa, sb = sym[a], sym[b]
         new_str = sa + (sb[plen:] if sb.startswith(prefix) else sb)
         c = intern(new_str)
         if c == len(sym_freq):
             sym_freq.append(0)
+            if not likelihood:
+                tie.append(rank.get(new_str, len(vocab)))
         new_pairs: set[tuple[int, int]] = set()
         for wi in where.pop(p, ()):
             w = words[wi]
@@ -411,8 +441,10 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
             pairs_of.setdefault(q[1], set()).add(q)
             x, y = q
             fq = pair_freq[q]
-            heappush(heap, (-fq / (sym_freq[x] * sym_freq[y]), -fq, sym[x], sym[y], q))
-        for s in {a, b}:
+            heappush(heap, (-pair_score(fq, x, y), -fq, tie[x], tie[y], q))
+        # (With score="frequency" the pairs of a and b keep their scores unless their own counts
+        # fell, and a stale entry is re-queued when popped.)
+        for s in ({a, b} if likelihood else ()):
             mine = pairs_of.get(s, ())
             dead = 0
             for q in mine:
@@ -421,7 +453,7 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
                     dead += 1
                 elif q not in new_pairs:
                     x, y = q
-                    heappush(heap, (-fq / (sym_freq[x] * sym_freq[y]), -fq, sym[x], sym[y], q))
+                    heappush(heap, (-pair_score(fq, x, y), -fq, tie[x], tie[y], q))
             if dead * 4 > len(mine):  # forget pairs that can no longer be merged, now and then
                 pairs_of[s] = {q for q in mine if pair_freq.get(q, 0) >= minf}
         if new_str not in in_vocab:
@@ -432,4 +464,4 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
     return vocab
 
 
-__all__ = ["SPECIAL_TOKENS", "WordPieceConfig", "WordPieceTokenizer", "count_words", "learn_wordpiece"]
+__all__ = ["SCORES", "SPECIAL_TOKENS", "WordPieceConfig", "WordPieceTokenizer", "count_words", "learn_wordpiece"]
