@@ -1,12 +1,14 @@
 """Fine-tuning benchmarks (issue #7): BBC News learning curve, WNUT-16 heads, training speed.
 
-    python benchmarks/finetune.py [--quick] [--only bbc,wnut,speed] [--threads 2]
+    python benchmarks/finetune.py [--quick] [--only bbc,wnut,speed] [--threads 2] [--sizes 5,10,25,all] [--draws 3]
 
 Splits (the same everywhere, also in the tests' spirit):
 - BBC News: the 2,225 articles in `assets.bbc_news()` order, shuffled with random.Random(0);
   the first 20% (445) are the held-out test set, the other 80% (1,780) the training pool. A
   learning-curve point "k per class" takes the first k training articles of each class in that
-  shuffled order; "all" is the whole pool.
+  shuffled order (draw 0); with --draws N, draws 1..N-1 take the first k of each class after
+  shuffling the pool with random.Random(d), and the table averages over the draws; "all" is the
+  whole pool.
 - WNUT-16: the 2,394 tweets of `assets.wnut16()`, shuffled with random.Random(0); the first 80%
   (1,915) train, the rest (479) test.
 
@@ -116,14 +118,23 @@ def frozen_features(texts, max_length):
     return out
 
 
-def bench_bbc(quick: bool) -> None:
+def draw_per_class(pool, k, draw: int):
+    """Draw 0: the first k articles of each class in the split's order; draw d > 0: the first k of
+    each class after shuffling the pool with random.Random(d) (another sample of the same size)."""
+    if draw:
+        pool = list(pool)
+        random.Random(draw).shuffle(pool)
+    return per_class(pool, k)
+
+
+def bench_bbc(quick: bool, sizes=None, draws: int = 1) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     max_length = 128 if quick else 256
     pool, test = bbc_split()
-    sizes = [5, 10, 25] if quick else [5, 10, 25, "all"]
-    log(f"BBC: pool {len(pool)}, test {len(test)}, max length {max_length}, sizes {sizes}")
+    sizes = sizes or ([5, 10, 25] if quick else [5, 10, 25, "all"])
+    log(f"BBC: pool {len(pool)}, test {len(test)}, max length {max_length}, sizes {sizes}, draws {draws}")
     texts = [t for t, _ in pool] + [t for t, _ in test]
     feats = frozen_features(texts, max_length)
     index = {t: i for i, t in enumerate(texts)}
@@ -132,23 +143,29 @@ def bench_bbc(quick: bool) -> None:
     log("BBC: frozen features done")
     rows = []
     for k in sizes:
-        train = pool if k == "all" else per_class(pool, k)
-        tx, ty = [t for t, _ in train], [y for _, y in train]
-        tfidf = TfidfVectorizer(sublinear_tf=True)
-        lr_t = LogisticRegression(C=10.0, max_iter=2000).fit(tfidf.fit_transform(tx), ty)
-        acc_tfidf = metrics.accuracy(y_test, list(lr_t.predict(tfidf.transform([t for t, _ in test]))))
-        lr_f = LogisticRegression(C=10.0, max_iter=2000).fit(feats[[index[t] for t in tx]], ty)
-        acc_frozen = metrics.accuracy(y_test, list(lr_f.predict(X_test)))
-        t = time.perf_counter()
-        clf = TextClassifier.new("minilm", labels=sorted(set(ty)), max_length=max_length)
-        clf.fit(tx, ty, progress=False)
-        acc_ft = clf.evaluate([t for t, _ in test], y_test)["accuracy"]
-        rows.append((k, len(train), acc_ft, acc_tfidf, acc_frozen, time.perf_counter() - t))
-        log(f"BBC k={k}: fine-tuned {acc_ft:.4f}  tfidf+LR {acc_tfidf:.4f}  frozen+LR {acc_frozen:.4f}")
-    print("\nBBC News, accuracy on the held-out 20% (445 articles)")
-    print(f"{'per class':>10} {'n':>5} {'fine-tuned':>11} {'tfidf+LR':>9} {'frozen+LR':>10} {'beats both':>11} {'ft time':>8}")
-    for k, n, a, b, c, s in rows:
-        print(f"{k!s:>10} {n:>5} {a:>11.4f} {b:>9.4f} {c:>10.4f} {str(a > b and a > c):>11} {s:>7.0f}s")
+        for d in range(1 if k == "all" else draws):
+            train = pool if k == "all" else draw_per_class(pool, k, d)
+            tx, ty = [t for t, _ in train], [y for _, y in train]
+            tfidf = TfidfVectorizer(sublinear_tf=True)
+            lr_t = LogisticRegression(C=10.0, max_iter=2000).fit(tfidf.fit_transform(tx), ty)
+            acc_tfidf = metrics.accuracy(y_test, list(lr_t.predict(tfidf.transform([t for t, _ in test]))))
+            lr_f = LogisticRegression(C=10.0, max_iter=2000).fit(feats[[index[t] for t in tx]], ty)
+            acc_frozen = metrics.accuracy(y_test, list(lr_f.predict(X_test)))
+            t = time.perf_counter()
+            clf = TextClassifier.new("minilm", labels=sorted(set(ty)), max_length=max_length)
+            clf.fit(tx, ty, progress=False)
+            acc_ft = clf.evaluate([t for t, _ in test], y_test)["accuracy"]
+            rows.append((k, d, len(train), acc_ft, acc_tfidf, acc_frozen, time.perf_counter() - t))
+            log(f"BBC k={k} draw {d}: fine-tuned {acc_ft:.4f}  tfidf+LR {acc_tfidf:.4f}  frozen+LR {acc_frozen:.4f}")
+    print("\nBBC News, accuracy on the held-out 20% (445 articles); mean over the draws of the training sample")
+    print(f"{'per class':>10} {'draws':>6} {'n':>5} {'fine-tuned':>11} {'tfidf+LR':>9} {'frozen+LR':>10} "
+          f"{'beats both':>11} {'ft time':>8}")
+    for k in sizes:
+        rs = [r for r in rows if r[0] == k]
+        a, b, c = (float(np.mean([r[i] for r in rs])) for i in (3, 4, 5))
+        secs = float(np.mean([r[6] for r in rs]))
+        print(f"{k!s:>10} {len(rs):>6} {rs[0][2]:>5} {a:>11.4f} {b:>9.4f} {c:>10.4f} {str(a > b and a > c):>11} "
+              f"{secs:>7.0f}s")
 
 
 # ---------------------------------------------------------------------------------------------- (2) WNUT
@@ -392,13 +409,22 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a small run (see the module docstring)")
     ap.add_argument("--only", default="speed,wnut,bbc", help="comma-separated parts: bbc, wnut, spans (the WNUT span head alone), speed")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--sizes", default=None, help="BBC learning-curve points, e.g. 5,10,25,all (default: all four)")
+    ap.add_argument("--draws", type=int, default=1,
+                    help="BBC: training samples drawn per few-label size, results averaged (default 1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     print(f"benchmarks/finetune.py {'--quick ' if args.quick else ''}--only {','.join(parts)} "
           f"threads {args.threads}, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    sizes = None
+    if args.sizes:
+        sizes = [x if x == "all" else int(x) for x in args.sizes.split(",")]
     for p in parts:
-        {"bbc": bench_bbc, "wnut": bench_wnut, "spans": bench_wnut_spans, "speed": bench_speed}[p](args.quick)
+        if p == "bbc":
+            bench_bbc(args.quick, sizes, args.draws)
+            continue
+        {"wnut": bench_wnut, "spans": bench_wnut_spans, "speed": bench_speed}[p](args.quick)
         log(f"{p} done")
 
 

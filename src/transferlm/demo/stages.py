@@ -62,6 +62,7 @@ class DemoConfig:
     # "the" into "th ##e" (3.05 pieces per PTB valid word). A floor of 200 occurrences keeps the
     # merges on frequent words: 1.25 pieces per word (MiniLM's 30k: 1.07), measured on this data.
     vocab_min_frequency: int = 200
+    vocab_score: str = "likelihood"  # learn_wordpiece's pair score: likelihood | frequency
     # -- stage 2
     model: str = "bert-tiny"  # models/ preset pretrained here: 2 layers, 128 wide (Turc et al. 2019)
     budget_minutes: float = 4.0  # wall time for pretraining; turned into a step count at the start
@@ -197,7 +198,8 @@ def stage_vocabulary(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[
         f"at least {cfg.vocab_min_frequency} times)")
     t0 = time.perf_counter()
     tok = WordPieceTokenizer.train_from_iterator(texts, cfg.vocab_size, lowercase=True,
-                                                 min_frequency=cfg.vocab_min_frequency, progress=cfg.progress)
+                                                 min_frequency=cfg.vocab_min_frequency, score=cfg.vocab_score,
+                                                 progress=cfg.progress)
     seconds = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", suffix=".tmp", dir=out))
     tok.save_pretrained(tmp)
