@@ -53,7 +53,7 @@ def test_wnut_tagger_learns_and_offsets_are_exact(tagger):
 
 def test_offsets_with_forced_predictions(wnut):
     _, labels = wnut
-    tg = Tagger.new("minilm", labels=labels, max_length=32, stride=8)
+    tg = Tagger.new("minilm", labels=labels, head="softmax", max_length=32, stride=8)
     b = labels.index("B-person")
     with torch.no_grad():  # every word its own B-person entity: offsets must be the words'
         tg.head.proj.weight.zero_()
@@ -127,7 +127,7 @@ def test_window_labels_are_well_formed_and_words_kept():
 def test_transformers_loads_the_softmax_tagger(wnut, tmp_path):
     transformers = pytest.importorskip("transformers")
     _, labels = wnut
-    tg = Tagger.new("minilm", labels=labels, max_length=32)
+    tg = Tagger.new("minilm", labels=labels, head="softmax", max_length=32)
     folder = tg.save_pretrained(tmp_path / "tagger")
     hf = transformers.AutoModelForTokenClassification.from_pretrained(folder).eval()
     assert hf.config.id2label == dict(enumerate(labels))

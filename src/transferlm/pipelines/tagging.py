@@ -40,7 +40,9 @@ from .base import FitConfig, Pipeline, encode_batch, entities_in_texts
 
 @dataclass
 class TaggerOptions:
-    head: str = "softmax"  # softmax | crf
+    # crf (default, as Flair's SequenceTagger): entity F1 0.580 vs 0.513 for softmax on WNUT-16
+    # (benchmarks/finetune.py, full split); softmax is the head transformers loads with the same logits
+    head: str = "crf"  # crf | softmax
     label_all_subwords: bool = False  # train on every subword (BIO only) or the first of each word
     aggregation: str = "first"  # word scores at decoding: first subword | mean | max over subwords
     max_length: int = 128  # subwords per window (tweets: < 100; longer inputs are windowed)
