@@ -436,18 +436,9 @@ class ByteLevelBPETokenizer(Tokenizer):
         self._cache.clear()
         return n
 
-    def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
-
-    def id_to_token(self, i: int) -> str | None:
-        return self._id_to_token.get(i)
-
     @property
     def vocab_size(self) -> int:
         return len(self._id_to_token)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
 
     # ------------------------------------------------------------------ encoding
 

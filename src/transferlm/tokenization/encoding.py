@@ -382,11 +382,14 @@ class Tokenizer(abc.ABC):
     A subclass sets `special_tokens` (role -> token string, e.g. ``{"unk": "[UNK]", "cls": "[CLS]",
     "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}``) and `template`, and implements
     `_encode_text` (no special tokens; offsets into the text given; `word_ids` set), `decode`,
-    the look-ups and `save_pretrained` / `from_pretrained`.
+    `vocab_size` and `save_pretrained` / `from_pretrained`, and fills `vocab` (token -> id) and
+    `_id_to_token` (id -> token), which the look-ups read.
     """
 
     special_tokens: dict[str, str]
     template: Template
+    vocab: dict[str, int]
+    _id_to_token: dict[int, str]
 
     # -- what subclasses implement -----------------------------------------------------------
     @abc.abstractmethod
@@ -396,11 +399,14 @@ class Tokenizer(abc.ABC):
     @abc.abstractmethod
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str: ...
 
-    @abc.abstractmethod
-    def token_to_id(self, token: str) -> int | None: ...
+    def token_to_id(self, token: str) -> int | None:
+        return self.vocab.get(token)
 
-    @abc.abstractmethod
-    def id_to_token(self, i: int) -> str | None: ...
+    def id_to_token(self, i: int) -> str | None:
+        return self._id_to_token.get(i)
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.vocab)
 
     @property
     @abc.abstractmethod

@@ -112,19 +112,9 @@ class WordPieceTokenizer(Tokenizer):
         self._unk_id = self.vocab[self.config.unk_token]
         self._cache: dict[str, tuple[tuple[int, ...], tuple[str, ...], tuple[tuple[int, int], ...]]] = {}
 
-    # -- look-ups -------------------------------------------------------------------------------
-    def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
-
-    def id_to_token(self, i: int) -> str | None:
-        return self._id_to_token.get(i)
-
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
 
     # -- segmentation ---------------------------------------------------------------------------
     def segment_word(self, word: str) -> tuple[Piece, ...]:
