@@ -91,7 +91,11 @@ def test_the_table_has_every_method_with_numbers_in_range(demo, results):
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0, r
         assert r["train_seconds"] > 0 and r["train_examples"] == 25 and r["test_examples"] == 60
         # the printed table shows the measured number, as measured
-        assert f"{r['accuracy']:.1%}" in printed and r["title"] in printed
+        assert f"{r['accuracy']:.1%} +- {r['accuracy_sd']:.1%}" in printed and r["title"] in printed
+        # --quick fine-tunes each method on two label samples; the row is their mean
+        assert r["samples"] == 2 and len(r["sample_accuracies"]) == 2
+        assert abs(r["accuracy"] - sum(r["sample_accuracies"]) / 2) < 1e-4
+        assert r["first_sample_accuracy"] == r["sample_accuracies"][0]
     # Far above chance (20%) even at this size: the classical baseline and the real pretrained model.
     assert fine["tfidf"]["accuracy"] > 0.6
     assert fine["minilm"]["accuracy"] > 0.4
@@ -136,7 +140,7 @@ def test_a_finished_run_is_not_redone_and_other_options_are_refused(demo, result
     t0 = time.perf_counter()
     code, printed = _run(["demo", "--quick", "--out", str(out), "--no-progress"])
     assert code == 0
-    assert printed.count(": done") == 2 + len(METHODS)  # stages 1, 2 and each fine-tuning run
+    assert printed.count(": done") == 2 + 2 * len(METHODS)  # stages 1, 2 and each fine-tuning run (2 samples)
     assert json.loads((out / "report" / "results.json").read_text())["finetuning"] == results["finetuning"]
     assert time.perf_counter() - t0 < 60
     code = main(["demo", "--quick", "--out", str(out), "--labels-per-class", "3"])

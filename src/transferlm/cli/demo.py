@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the small BERT pretrained here (default: bert-tiny, 2 layers x 128)")
     p.add_argument("--vocab-size", type=int, default=None,
                    help="WordPiece vocabulary size, at most (default: 8000; --quick: 2000)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="label samples each method is fine-tuned on; the table shows the mean (default: 3; --quick: 2)")
     p.add_argument("--seed", type=int, default=None, help="the split, label sample and initialisations (default: 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice, one per core; 1 is faster on a busy machine)")
@@ -50,12 +52,14 @@ def config_from_args(args: argparse.Namespace):
     from ..demo.stages import DemoConfig, quick_config
 
     given = {"budget_minutes": args.budget_minutes, "labels_per_class": args.labels_per_class,
-             "model": args.model, "vocab_size": args.vocab_size, "seed": args.seed}
+             "model": args.model, "vocab_size": args.vocab_size, "seed": args.seed, "samples": args.samples}
     given = {k: v for k, v in given.items() if v is not None}
     if given.get("budget_minutes", 1.0) <= 0:
         raise ValueError(f"--budget-minutes must be > 0, not {args.budget_minutes}")
     if given.get("labels_per_class", 1) < 1:
         raise ValueError(f"--labels-per-class must be >= 1, not {args.labels_per_class}")
+    if given.get("samples", 1) < 1:
+        raise ValueError(f"--samples must be >= 1, not {args.samples}")
     if given.get("vocab_size", 1000) < 200:
         raise ValueError(f"--vocab-size must be at least 200 (the alphabet and special tokens), not {args.vocab_size}")
     extra = {"out": args.out, "progress": args.progress, **given}

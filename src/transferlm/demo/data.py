@@ -8,7 +8,9 @@ The split (documented in docs/demo_output.md):
 - the few-label sample: from the train split, for each label in sorted order, one more draw of the
   same generator picks 2k articles: the first k are the training labels, the next k a small dev
   set (scored after every epoch, for the curves). The remaining train articles are used only as
-  unlabeled text.
+  unlabeled text. With several samples (`samples`), sample s > 0 is drawn the same way with
+  `random.Random(seed + 10_000 * s)`; every method is fine-tuned on each and the table averages.
+  Samples may overlap each other (each is a fresh draw from the same train split).
 - unlabeled text (vocabulary and pretraining): the PTB train lines plus the *train split's* BBC
   articles without their labels; the test articles are never seen before they are scored.
 
@@ -97,6 +99,8 @@ class DemoData:
     few: list[Example]  # k labelled articles per topic: all the supervision the models get
     dev: list[Example]  # another k per topic, scored after each epoch (curves only)
     ptb_lines: list[str] = field(default_factory=list)  # unlabeled PTB train sentences
+    samples: list[tuple[list[Example], list[Example]]] = field(default_factory=list)  # (few, dev) per
+    # sample; samples[0] is (few, dev)
 
     @property
     def unlabeled(self) -> list[str]:
@@ -105,18 +109,21 @@ class DemoData:
 
     @classmethod
     def load(cls, per_class: int, seed: int = 0, *, test_per_class: int | None = None,
-             ptb_fraction: float = 1.0, train_articles: int | None = None) -> "DemoData":
+             ptb_fraction: float = 1.0, train_articles: int | None = None, samples: int = 1) -> "DemoData":
         """The demo's data from the assets. `test_per_class`, `ptb_fraction` and `train_articles`
         shrink it for `--quick` (the first n test articles of each topic, the first part of PTB,
         the first train articles as unlabeled text: the few-label sample is drawn first)."""
         from ..data import assets
 
         train, test = bbc_split(assets.bbc_news(), 0.2, seed)
-        few, dev = few_labels(train, per_class, seed)
+        if samples < 1:
+            raise ValueError(f"samples must be >= 1, not {samples}")
+        draws = [few_labels(train, per_class, seed + 10_000 * s) for s in range(samples)]
+        few, dev = draws[0]
         if test_per_class is not None:
             test = per_class_head(test, test_per_class)
         if train_articles is not None:
             train = train[:: max(1, len(train) // train_articles)][:train_articles]
         ptb = [ln.strip() for ln in assets.ptb_text("train").splitlines() if ln.strip()]
         ptb = ptb[: max(1, int(len(ptb) * ptb_fraction))]
-        return cls(sorted({lab for _, lab in few}), train, test, few, dev, ptb)
+        return cls(sorted({lab for _, lab in few}), train, test, few, dev, ptb, draws)
