@@ -133,3 +133,30 @@ def test_freezing_and_schedule_options():
     layers = {k.split(".")[2] for k in changed if k.startswith("encoder.layers.")}  # 3 groups
     assert layers == {"4", "5"} and any(k.startswith("head.") for k in changed), changed
     assert not any(k.startswith("encoder.embeddings.") for k in changed)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_linear_probe_equals_sklearn_logistic_regression(bbc_split, pooling):
+    """LP-FT's first step: the head becomes scikit-learn's L2 logistic regression (C=10) on the frozen
+    encoder's pooled features; fine-tuning from it then keeps the held-out accuracy."""
+    from sklearn.linear_model import LogisticRegression
+
+    from transferlm.pipelines.base import encode_batch
+
+    labels, train, test = bbc_split
+    clf = TextClassifier.new("minilm", labels=labels, max_length=64, pooling=pooling)
+    feats = clf.features([t for t, _ in train], None, [y for _, y in train])
+    assert clf.linear_probe(feats) == 1.0  # 40 articles, 384 features: separable
+
+    def pooled(batch):
+        out = encode_batch(clf.encoder, batch)
+        z = out.pooler_output if pooling == "cls" else clf.head.pool(out.last_hidden_state, batch["attention_mask"])
+        return list(z)
+
+    with torch.no_grad():
+        z = torch.stack(clf.predict_batches(feats, pooled)).numpy()
+    ref = LogisticRegression(C=10.0, tol=1e-8, max_iter=10_000).fit(z, [f["labels"] for f in feats])
+    np.testing.assert_allclose(clf.head.proj.weight.detach().numpy(), ref.coef_, atol=2e-3)
+    np.testing.assert_allclose(clf.head.proj.bias.detach().numpy(), ref.intercept_, atol=2e-3)
+    probe_acc = clf.evaluate([t for t, _ in test], [y for _, y in test])["accuracy"]
+    assert probe_acc > 0.6  # 50 held-out articles, 5 topics
