@@ -39,8 +39,8 @@ if a.mix:
     TextClassifier._step = _step
 out = Path("/tmp/demo_exp") / a.name
 cfg = stages.DemoConfig(out=str(out), vocab_size=a.vocab, vocab_min_frequency=a.minf, vocab_score=a.score,
-                        model=a.model, lr=a.lr, progress=False, pooling=a.pooling,
-                        finetune_max_length=a.ftlen, ptb_fraction=1.0 if a.data == "both" else 1e-9)
+                        model=a.model, lr=a.lr, progress=False,
+                        ptb_fraction=1.0 if a.data == "both" else 1e-9)
 stages.check_or_write_options(cfg)
 (out / "models").mkdir(parents=True, exist_ok=True)
 (out / "pretrain").mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ res = {"random": [], "pretrained": []}
 for s, few in enumerate(draws):
     for m in ["random", "pretrained"]:
         if m == "random" and a.skip_random: continue
-        c = dataclasses.replace(cfg, seed=s)
+        c = dataclasses.replace(cfg, seed=s, pooling=a.pooling, finetune_max_length=a.ftlen)
         clf = stages._classifier(c, m, data.labels)
         clf.fit([x for x, _ in few], [y for _, y in few], epochs=1.0, lr=a.ft_lr, batch_size=16, min_steps=120,
                 progress=False, seed=s, **({"head_lr": a.head_lr} if a.head_lr and m == "pretrained" else {}))
