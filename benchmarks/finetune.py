@@ -350,7 +350,7 @@ def bench_speed(quick: bool, steps_warmup: int = 2) -> None:
     train, _ = wnut_split()
     sample = train[:96] if quick else train[:480]
     labels = tag_labels(train)
-    ours = Tagger.new("minilm", labels=labels, max_length=128)
+    ours = Tagger.new("minilm", labels=labels, head="softmax", max_length=128)  # the head HF has
     feats, _ = ours.features([w for w, _ in sample], [t for _, t in sample])
     bucket = BucketedBatches(feats, 16, seed=0)
     ours_batches = [bucket[i] for i in range(len(bucket))]
