@@ -31,19 +31,23 @@ PTB_DOC_LINES = 20  # PTB (Mikolov's text) lost its article boundaries: 20 conse
 # from elsewhere (BERT sec. 3.1 needs documents, not a shuffled bag of sentences).
 
 
+def _by_label(examples: Sequence[Example]) -> list[tuple[str, list[Example]]]:
+    """(label, its examples in the given order) for each label, labels sorted."""
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[ex[1]].append(ex)
+    return sorted(groups.items())
+
+
 def bbc_split(examples: Sequence[Example], test_fraction: float = 0.2,
               seed: int = 0) -> tuple[list[Example], list[Example]]:
     """Stratified seeded (train, test) split; see the module docstring."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), not {test_fraction}")
-    by_label: dict[str, list[Example]] = defaultdict(list)
-    for ex in examples:
-        by_label[ex[1]].append(ex)
     rng = random.Random(seed)
     train: list[Example] = []
     test: list[Example] = []
-    for label in sorted(by_label):
-        items = list(by_label[label])
+    for _, items in _by_label(examples):
         rng.shuffle(items)
         n_test = round(len(items) * test_fraction)
         test += items[:n_test]
@@ -55,14 +59,10 @@ def few_labels(train: Sequence[Example], per_class: int, seed: int = 0) -> tuple
     """(k-per-class training sample, k-per-class dev sample), disjoint, drawn from `train`."""
     if per_class < 1:
         raise ValueError(f"labels per class must be >= 1, not {per_class}")
-    by_label: dict[str, list[Example]] = defaultdict(list)
-    for ex in train:
-        by_label[ex[1]].append(ex)
     rng = random.Random(seed)
     few: list[Example] = []
     dev: list[Example] = []
-    for label in sorted(by_label):
-        items = by_label[label]
+    for label, items in _by_label(train):
         if len(items) < 2 * per_class:
             raise ValueError(f"label {label!r} has {len(items)} training articles, fewer than the "
                              f"{2 * per_class} needed for {per_class} labels per class plus as many for dev")
