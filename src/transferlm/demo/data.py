@@ -96,11 +96,20 @@ class DemoData:
     labels: list[str]  # the topics, sorted
     train: list[Example]  # the 80% train split (only `few` and `dev` of it carry labels here)
     test: list[Example]  # the held-out split every method is scored on
-    few: list[Example]  # k labelled articles per topic: all the supervision the models get
-    dev: list[Example]  # another k per topic, scored after each epoch (curves only)
+    # (few, dev) per label sample: few = k labelled articles per topic, all the supervision a model
+    # gets; dev = another k per topic, scored after each epoch (curves only)
+    samples: list[tuple[list[Example], list[Example]]]
     ptb_lines: list[str] = field(default_factory=list)  # unlabeled PTB train sentences
-    samples: list[tuple[list[Example], list[Example]]] = field(default_factory=list)  # (few, dev) per
-    # sample; samples[0] is (few, dev)
+
+    @property
+    def few(self) -> list[Example]:
+        """The first sample's labelled articles."""
+        return self.samples[0][0]
+
+    @property
+    def dev(self) -> list[Example]:
+        """The first sample's dev articles."""
+        return self.samples[0][1]
 
     @property
     def unlabeled(self) -> list[str]:
@@ -119,11 +128,10 @@ class DemoData:
         if samples < 1:
             raise ValueError(f"samples must be >= 1, not {samples}")
         draws = [few_labels(train, per_class, seed + 10_000 * s) for s in range(samples)]
-        few, dev = draws[0]
         if test_per_class is not None:
             test = per_class_head(test, test_per_class)
         if train_articles is not None:
             train = train[:: max(1, len(train) // train_articles)][:train_articles]
         ptb = [ln.strip() for ln in assets.ptb_text("train").splitlines() if ln.strip()]
         ptb = ptb[: max(1, int(len(ptb) * ptb_fraction))]
-        return cls(sorted({lab for _, lab in few}), train, test, few, dev, ptb, draws)
+        return cls(sorted({lab for _, lab in draws[0][0]}), train, test, draws, ptb)

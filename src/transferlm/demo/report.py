@@ -127,8 +127,8 @@ def plot_confusion(labels: list[str], gold: list[str], fine: dict[str, dict[str,
         ax.set_xticks(range(len(labels)), [lab[:5] for lab in labels], rotation=45)
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("predicted")
-        first = r.get("first_sample_accuracy", r["accuracy"])  # the run whose predictions these are
-        ax.set_title(f"{r['title']}\naccuracy {first:.1%}" + (" (sample 1)" if r.get("samples", 1) > 1 else ""),
+        first = r["first_sample_accuracy"]  # the run whose predictions these are
+        ax.set_title(f"{r['title']}\naccuracy {first:.1%}" + (" (sample 1)" if r["samples"] > 1 else ""),
                      fontsize=9)
     axes[0][0].set_ylabel("true topic")
     fig.tight_layout()
@@ -199,7 +199,7 @@ def table_rows(pre: dict[str, Any], fine: dict[str, dict[str, Any]]) -> list[lis
             init = "none"
         t = f"{r['train_seconds']:.1f} s" + (" (resumed)" if r.get("resumed") else "")
         acc = f"{r['accuracy']:.1%}"
-        if r.get("samples", 1) > 1:
+        if r["samples"] > 1:
             acc += f" +- {r['accuracy_sd']:.1%}"
         rows.append([r["title"], init, str(r["train_examples"]), t, acc, f"{r['macro_f1']:.3f}"])
     return rows

@@ -434,7 +434,7 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
     else:
         run_dir = out / "finetune" / (method if sample == 0 else f"{method}-{sample}")
         resumed = (run_dir / "checkpoints" / "latest").exists()
-        c = cfg if sample == 0 else replace(cfg, seed=cfg.seed + sample)  # head init and data order
+        c = replace(cfg, seed=cfg.seed + sample)  # head init and data order
         clf = _classifier(c, method, data.labels)
         n_params = sum(p.numel() for p in clf.model.parameters())
         small = method != "minilm"

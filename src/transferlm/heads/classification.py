@@ -72,11 +72,15 @@ class ClassificationHead(nn.Module):
         return torch.cat([last_token(hidden, attention_mask), masked_max(hidden, attention_mask),
                           masked_mean(hidden, attention_mask)], dim=-1)
 
+    def features(self, hidden: Tensor, attention_mask: Tensor | None = None,
+                 pooled: Tensor | None = None) -> Tensor:
+        """(B, F): what the linear layer reads (before dropout): `pooled` if given, else pool(hidden)."""
+        return pooled if pooled is not None else self.pool(hidden, attention_mask)
+
     def forward(self, hidden: Tensor, attention_mask: Tensor | None = None,
                 pooled: Tensor | None = None) -> Tensor:
         """Logits (B, K), or (B,) predictions for regression. `pooled` (B, C) replaces pooling."""
-        z = pooled if pooled is not None else self.pool(hidden, attention_mask)
-        out = self.proj(self.dropout(z))
+        out = self.proj(self.dropout(self.features(hidden, attention_mask, pooled)))
         return out.squeeze(-1) if self.is_regression else out  # (B,) or (B, K)
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:

@@ -65,10 +65,14 @@ class TextClassifier(Pipeline):
     def _uses_pooler(self) -> bool:
         return self.options.pooling == "cls"
 
+    @staticmethod
+    def _pooler_output(out, head: ClassificationHead) -> Tensor | None:
+        """BERT's pooler output when the head reads it (pooling="cls"), else None."""
+        return out.pooler_output if head.pooling == "cls" else None
+
     def _step(self, encoder, head, batch: dict[str, Any]) -> dict[str, Tensor]:
         out = encode_batch(encoder, batch)
-        pooled = out.pooler_output if head.pooling == "cls" else None
-        logits = head(out.last_hidden_state, batch["attention_mask"], pooled=pooled)
+        logits = head(out.last_hidden_state, batch["attention_mask"], pooled=self._pooler_output(out, head))
         res = {"logits": logits}
         if "labels" in batch:
             res["loss"] = head.loss(logits, batch["labels"])
@@ -134,9 +138,8 @@ class TextClassifier(Pipeline):
 
         def pooled(batch: dict[str, Any]) -> list[Tensor]:
             out = encode_batch(self.encoder, batch)
-            if self.head.pooling == "cls":
-                return list(out.pooler_output.float())
-            return list(self.head.pool(out.last_hidden_state, batch["attention_mask"]).float())
+            z = self.head.features(out.last_hidden_state, batch["attention_mask"], self._pooler_output(out, self.head))
+            return list(z.float())
 
         with torch.no_grad():
             z = torch.stack(self.predict_batches(feats, pooled)).cpu()  # (N, F)
