@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/transferlm demo $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --fail-on-skip tests
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

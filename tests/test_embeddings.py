@@ -139,7 +139,7 @@ BANK = {
 }
 
 
-def test_bank_contextual_vectors_tell_the_senses_apart_static_ones_do_not(ours):
+def test_bank_contextual_vectors_tell_the_senses_apart_static_ones_do_not(ours, ref):
     model, tok = ours
     texts = BANK["river"] + BANK["money"]
     words = C.embed_words(texts, model, tok, word_pooling="first")
@@ -153,19 +153,26 @@ def test_bank_contextual_vectors_tell_the_senses_apart_static_ones_do_not(ours):
     across = max(C.cosine(r, m) for r in (r1, r2) for m in (m1, m2))
     assert same_river > across and same_money > across, (same_river, same_money, across)
 
-    # The input embedding layer (a static, type-level vector) gives every occurrence of "bank"
-    # the same row: looked up at the position of the word in each sentence, all four are equal,
-    # so river-vs-money similarity is 1.0, the same as river-vs-river.
-    table = model.get_input_embeddings().weight.detach()
+    # The input embedding layer is a static, type-level table. Run our model's own word-embedding
+    # module on each sentence's ids and read the vector at the position our offsets say is
+    # "bank": it must equal transformers' word embeddings at the position its tokenizer gives
+    # (so ids, offsets and the loaded table are all right), and the four occurrences coincide,
+    # so river-vs-money similarity is 1.0 where the contextual vectors tell them apart.
+    ref_model, ref_tok = ref
     static = []
     for text in texts:
         enc = tok.encode_batch([text], padding=None)[0]
         pos = [t for t, (s, e) in enumerate(enc.offsets) if enc.word_ids[t] is not None and text[s:e] == "bank"]
         assert len(pos) == 1
-        static.append(table[enc.ids[pos[0]]].numpy())
-    for s in static[1:]:
-        np.testing.assert_array_equal(s, static[0])
-    assert C.cosine(static[0], static[2]) == pytest.approx(C.cosine(static[0], static[1])) == pytest.approx(1.0)
+        with torch.no_grad():
+            row = model.embeddings.word_embeddings(torch.tensor([enc.ids]))[0, pos[0]].numpy()  # (C,)
+            r = ref_tok(text, return_offsets_mapping=True)
+            ref_pos = [t for t, (s, e) in enumerate(r["offset_mapping"]) if e > s and text[s:e] == "bank"]
+            ref_row = ref_model.embeddings.word_embeddings(torch.tensor([r["input_ids"]]))[0, ref_pos[0]].numpy()
+        np.testing.assert_allclose(row, ref_row, atol=1e-6, rtol=0)
+        static.append(row)
+    static_across = max(C.cosine(static[i], static[j]) for i in (0, 1) for j in (2, 3))
+    assert static_across == pytest.approx(1.0, abs=1e-6)
     assert across < 0.95  # while the contextual vectors of the two senses clearly differ
 
 

@@ -10,9 +10,10 @@ import argparse
 import importlib
 import sys
 
-# Subcommand modules, in the order `--help` lists them. A module that is not there yet is skipped.
+# Subcommand modules, in the order `--help` lists them. Each must exist: a missing one is an
+# ImportError, never a command silently left out of the list.
 COMMANDS = ["assets", "tokenizer", "pretrain", "finetune", "evaluate", "predict", "embed", "generate",
-            "prompt", "plot", "demo"]
+            "plot", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,13 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "models: tokenizers, pretraining, fine-tuning, embeddings.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"transferlm.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"transferlm.cli.{name}":
-                continue
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(f"transferlm.cli.{name}").add_parser(sub)
     return parser
 
 
