@@ -8,7 +8,8 @@ overflowing windows), the special-token `Template` (Hugging Face's TemplateProce
 * the template (special tokens, type ids, sequence ids, special-tokens mask);
 * truncation (``longest_first`` / ``only_first`` / ``only_second``) and overflow into windows of
   ``max_length`` tokens that overlap by ``stride`` tokens, each window wrapped by the template;
-* padding (to ``max_length`` / ``pad_to`` or to the longest of a batch).
+* padding, only when asked (to ``max_length`` / ``pad_to``, or to the longest of a batch), as
+  ``tokenizers`` and transformers pad only when asked.
 
 The semantics follow ``tokenizers`` 0.2x (``TruncationParams``, ``Encoding::truncate``,
 ``Encoding::merge_with``, ``TemplateProcessing``), so that our ids, offsets, type ids and
@@ -33,6 +34,20 @@ from typing import Iterable, Literal, Sequence
 
 Truncation = Literal["longest_first", "only_first", "only_second"]
 _TRUNCATIONS = (None, "longest_first", "only_first", "only_second")
+# transformers' spellings: True = "longest", False = "do_not_pad" = None.
+Padding = Literal["longest", "max_length", "do_not_pad"] | bool | None
+
+
+def _padding_strategy(padding) -> str | None:
+    """"longest", "max_length" or None for any of the accepted spellings; a clear error otherwise."""
+    if padding is True:
+        return "longest"
+    if padding is None or padding is False or padding == "do_not_pad":
+        return None
+    if padding in ("longest", "max_length"):
+        return padding
+    raise ValueError(f"encode_batch: padding must be 'longest' (or True), 'max_length', or None (or False, "
+                     f"'do_not_pad'), got {padding!r}")
 
 
 @dataclass
@@ -560,18 +575,20 @@ class Tokenizer(abc.ABC):
         return [self._encode_sequence(t) for t in texts]
 
     def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *,
-                     padding: Literal["longest", "max_length"] | None = "longest",
+                     padding: Padding = None,
                      add_special_tokens: bool = True, max_length: int | None = None,
                      truncation: Truncation | None = "longest_first", stride: int = 0,
                      return_overflowing: bool = False, pad_to: int | None = None) -> list[Encoding]:
-        """Encode many texts (or pairs); `padding="longest"` (the default) pads every encoding to
-        the longest of the batch, `"max_length"` to `pad_to` or `max_length`, None not at all."""
+        """Encode many texts (or pairs). No padding unless asked, as in ``tokenizers`` (its
+        `encode_batch` pads only after `enable_padding()`) and transformers (``padding=False`` is
+        the default of a tokenizer call): `padding="longest"` (or True) pads every encoding to the
+        longest of the batch (tokenizers' BatchLongest), `"max_length"` to `pad_to` or
+        `max_length` (tokenizers' Fixed), None / False / "do_not_pad" not at all."""
         if isinstance(texts, str):
             raise TypeError("encode_batch takes a list of texts; use encode for one text")
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
-        if padding not in ("longest", "max_length", None):
-            raise ValueError(f"encode_batch: padding must be 'longest', 'max_length' or None, got {padding!r}")
+        padding = _padding_strategy(padding)
         if padding == "max_length" and pad_to is None and max_length is None:
             raise ValueError("padding='max_length' needs max_length or pad_to")
         with _gc_paused():
