@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transferlm.data import assets
-from transferlm.tokenization.bpe import AddedToken, ByteLevelBPETokenizer
+from transferlm.tokenization.added import AddedToken
+from transferlm.tokenization.bpe import ByteLevelBPETokenizer
 from transferlm.tokenization.bytelevel import LLAMA3_PATTERN, bytes_to_unicode, to_byte_symbols
 from transferlm.tokenization.encoding import Template
 

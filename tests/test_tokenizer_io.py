@@ -9,16 +9,9 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 
 from transferlm.data import assets
-from transferlm.tokenization.io import (
-    TokenizerFileError,
-    atomic_write_text,
-    iter_text_lines,
-    load_tokenizer,
-    read_json,
-    read_vocab_txt,
-    wordpiece_to_hf_json,
-    write_vocab_txt,
-)
+from transferlm.tokenization.corpus import iter_text_lines
+from transferlm.tokenization.io import TokenizerFileError, atomic_write_text, load_tokenizer, read_json
+from transferlm.tokenization.io.wordpiece import read_vocab_txt, wordpiece_to_hf_json, write_vocab_txt
 from transferlm.tokenization.wordpiece import WordPieceTokenizer
 
 
