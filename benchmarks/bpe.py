@@ -57,7 +57,7 @@ def encode_benchmark() -> None:
         ours_nc.cache_size = 1  # no cache to speak of: every pre-token merged from scratch
         t0 = time.perf_counter()
         for t in texts[:2000]:
-            ours_nc.encode_tokens(t)
+            ours_nc.encode(t)
         mb_nc = sum(len(t.encode("utf-8")) for t in texts[:2000]) / 1e6
         t_nc = time.perf_counter() - t0
     same = all(r.ids == o.ids for r, o in zip(ref_out, ours_out))
@@ -73,7 +73,8 @@ def train_benchmark(vocab_size: int) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     from transferlm.data import assets
-    from transferlm.tokenization.bpe import ByteLevelBPETokenizer, count_byte_level_words
+    from transferlm.tokenization.bpe import ByteLevelBPETokenizer
+    from transferlm.tokenization.corpus import count_byte_level_words
 
     with tempfile.TemporaryDirectory() as d:
         files = [Path(d) / "ptb_train.txt", Path(d) / "bbc.txt"]

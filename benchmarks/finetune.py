@@ -109,7 +109,7 @@ def frozen_features(texts, max_length):
     with torch.no_grad():
         for k in range(0, len(order), 32):
             idx = order[k:k + 32]
-            encs = tok.encode_batch([texts[i] for i in idx], max_length=max_length)
+            encs = tok.encode_batch([texts[i] for i in idx], max_length=max_length, padding="longest")
             ids = torch.tensor([e.ids for e in encs])
             mask = torch.tensor([e.attention_mask for e in encs])
             h = enc(ids, attention_mask=mask).last_hidden_state  # (B, T, C)

@@ -9,15 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transferlm.tokenization.bpe import (
-    BPEFileError,
-    ByteLevelBPETokenizer,
-    JurafskyMartinBPE,
-    count_byte_level_words,
-    learn_merges,
-    read_merges_txt,
-    read_vocab_json,
-)
+from transferlm.tokenization.bpe import ByteLevelBPETokenizer
+from transferlm.tokenization.corpus import count_byte_level_words
+from transferlm.tokenization.io import BPEFileError
+from transferlm.tokenization.io.bpe import read_merges_txt, read_vocab_json
+from transferlm.tokenization.jurafsky_martin import JurafskyMartinBPE
+from transferlm.tokenization.merges import learn_merges
 
 JM_COUNTS = {"low": 5, "lowest": 2, "newer": 6, "wider": 3, "new": 2}
 JM_MERGES = [("e", "r"), ("er", "_"), ("n", "e"), ("ne", "w"), ("l", "o"), ("lo", "w"), ("new", "er_"), ("low", "_")]

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transferlm.data import assets
-from transferlm.tokenization.bpe import AddedToken, ByteLevelBPETokenizer
+from transferlm.tokenization.added import AddedToken
+from transferlm.tokenization.bpe import ByteLevelBPETokenizer
 from transferlm.tokenization.bytelevel import LLAMA3_PATTERN, bytes_to_unicode, to_byte_symbols
 from transferlm.tokenization.encoding import Template
 
@@ -342,3 +343,32 @@ def test_constructor_rejects_inconsistent_vocab():
     with pytest.warns(UserWarning, match="no token for byte.*0x63"):
         assert tok.encode("abc").ids == [2]
     assert tok.dropped_bytes == 1
+
+
+def test_encode_batch_pads_only_when_asked_like_tokenizers(smol, real_texts):
+    """Issue 12: encode_batch used to pad by default, so a vocabulary without a "pad" token
+    (GPT-2 style) raised "no 'pad' special token" where tokenizers' encode_batch just encodes.
+    Now: no padding unless asked, equal to tokenizers' encode_batch on real text; with padding,
+    equal to tokenizers after enable_padding()."""
+    from tokenizers import Tokenizer
+
+    texts = real_texts[:40]
+    no_pad = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
+    assert "pad" not in no_pad.special_tokens
+    ref = Tokenizer.from_str(json.dumps(no_pad.to_hf_json()))
+    ours = no_pad.encode_batch(texts)
+    refs = ref.encode_batch(texts)
+    assert len({len(e) for e in ours}) > 10
+    assert [e.ids for e in ours] == [r.ids for r in refs]
+    assert [e.attention_mask for e in ours] == [r.attention_mask for r in refs]
+    with pytest.raises(ValueError, match="no 'pad' special token"):
+        no_pad.encode_batch(texts, padding="longest")
+    # SmolLM2's own roles have pad = <|im_end|>: padding to the longest, as tokenizers pads.
+    pad = smol.special_token_id("pad")
+    ref.enable_padding(pad_id=pad, pad_token=smol.special_tokens["pad"])
+    padded = smol.encode_batch(texts, padding="longest")
+    refs = ref.encode_batch(texts)
+    assert len({len(e) for e in padded}) == 1
+    for o, r in zip(padded, refs):
+        assert o.ids == r.ids and o.attention_mask == r.attention_mask
+        assert o.special_tokens_mask == r.special_tokens_mask and o.offsets == [tuple(x) for x in r.offsets]

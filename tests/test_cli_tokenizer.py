@@ -108,7 +108,6 @@ def test_user_errors(corpus, tmp_path, capsys):
 
 
 def test_train_bpe(corpus, tmp_path):
-    pytest.importorskip("transferlm.tokenization.bpe")
     out = tmp_path / "bpe"
     assert main(["tokenizer", "train", "--algo", "bpe", "--vocab-size", "400", *map(str, corpus), "--out", str(out),
                  "--no-progress"]) == 0

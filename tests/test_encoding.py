@@ -124,8 +124,11 @@ def test_padding_by_hand(toy):
     assert e.tokens == ["[CLS]", "a", "b", "[SEP]", "[PAD]", "[PAD]"]
     assert e.attention_mask == [1, 1, 1, 1, 0, 0] and e.special_tokens_mask == [1, 0, 0, 1, 1, 1]
     assert e.sequence_ids[-2:] == [None, None] and e.type_ids[-2:] == [0, 0]
-    batch = toy.encode_batch(["a", "a b c"])
+    batch = toy.encode_batch(["a", "a b c"], padding="longest")
     assert [len(x) for x in batch] == [5, 5] and batch[0].attention_mask == [1, 1, 1, 0, 0]
+    assert [len(x) for x in toy.encode_batch(["a", "a b c"], padding=True)] == [5, 5]  # transformers' spelling
+    assert [len(x) for x in toy.encode_batch(["a", "a b c"])] == [3, 5]  # no padding unless asked
+    assert [len(x) for x in toy.encode_batch(["a", "a b c"], padding=False)] == [3, 5]
     assert [len(x) for x in toy.encode_batch(["a", "a b c"], padding=None)] == [3, 5]
     assert [len(x) for x in toy.encode_batch(["a", "a b c"], padding="max_length", pad_to=7)] == [7, 7]
 
@@ -239,3 +242,32 @@ def test_encoding_lookups(ours):
     assert e.char_to_token(7) == 2 and e.char_to_token(0, sequence_index=1) == 4
     assert e.word_to_tokens(1) == (2, 3) and e.word_to_tokens(1, sequence_index=1) == (5, 6)
     assert e.word_to_tokens(9) is None
+
+
+# -- batches: no padding unless asked (issue 12), as tokenizers' encode_batch and transformers ------
+
+def test_encode_batch_pads_only_when_asked_like_tokenizers(ours, ref):
+    """Real text (PTB valid lines of different lengths): without padding our batch equals
+    tokenizers' plain encode_batch (lengths differ); with padding="longest" it equals tokenizers
+    after enable_padding() (BatchLongest), with padding="max_length" after enable_padding(length=)."""
+    lines = [x for x in assets.ptb_text("valid").splitlines() if x.strip()][:64]
+    plain = ours.encode_batch(lines)
+    assert len({len(e) for e in plain}) > 10  # really different lengths, none padded
+    assert all(sum(e.attention_mask) == len(e) for e in plain)
+    for o, r in zip(plain, ref.encode_batch(lines)):
+        _assert_same(o, r)
+    ref.enable_padding(pad_id=ours.special_token_id("pad"), pad_token="[PAD]")
+    try:
+        padded = ours.encode_batch(lines, padding="longest")
+        want = ref.encode_batch(lines)
+        assert len({len(e) for e in padded}) == 1 and len(padded[0]) == max(len(e) for e in plain)
+        for o, r in zip(padded, want):
+            _assert_same(o, r)
+        for o, r in zip(ours.encode_batch(lines, padding=True), want):  # transformers' spelling
+            _assert_same(o, r)
+        ref.enable_padding(pad_id=ours.special_token_id("pad"), pad_token="[PAD]", length=80)
+        for o, r in zip(ours.encode_batch(lines, padding="max_length", pad_to=80), ref.encode_batch(lines)):
+            _assert_same(o, r)
+    finally:
+        ref.no_padding()
+

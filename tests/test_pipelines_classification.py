@@ -72,7 +72,7 @@ def test_save_load_identical_and_transformers_logits(trained, bbc_split, tmp_pat
     transformers = pytest.importorskip("transformers")
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     assert hf.config.id2label == dict(enumerate(clf.labels))
-    encs = clf.tokenizer.encode_batch(texts, max_length=64)
+    encs = clf.tokenizer.encode_batch(texts, max_length=64, padding="longest")
     with torch.no_grad():
         ref = hf(input_ids=torch.tensor([e.ids for e in encs]),
                  attention_mask=torch.tensor([e.attention_mask for e in encs]),

@@ -9,16 +9,9 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 
 from transferlm.data import assets
-from transferlm.tokenization.io import (
-    TokenizerFileError,
-    atomic_write_text,
-    iter_text_lines,
-    load_tokenizer,
-    read_json,
-    read_vocab_txt,
-    wordpiece_to_hf_json,
-    write_vocab_txt,
-)
+from transferlm.tokenization.corpus import iter_text_lines
+from transferlm.tokenization.io import TokenizerFileError, atomic_write_text, load_tokenizer, read_json
+from transferlm.tokenization.io.wordpiece import read_vocab_txt, wordpiece_to_hf_json, write_vocab_txt
 from transferlm.tokenization.wordpiece import WordPieceTokenizer
 
 
@@ -199,7 +192,6 @@ def test_bad_tokenizer_json(tmp_path, minilm):
 
 
 def test_load_tokenizer_picks_bpe(tmp_path):
-    pytest.importorskip("transferlm.tokenization.bpe")
     from transferlm.tokenization.bpe import ByteLevelBPETokenizer
 
     text = tmp_path / "t.txt"
@@ -214,5 +206,39 @@ def test_load_tokenizer_picks_bpe(tmp_path):
 
 
 def test_wordpiece_to_hf_json_is_json(minilm):
-    obj = wordpiece_to_hf_json(load_tokenizer(minilm))
+    """The object is JSON, and its content is a tokenizer: `tokenizers` built from it encodes real
+    text (single texts and pairs) exactly as MiniLM's own tokenizer.json does and as we do; and a
+    cased, accent-keeping tokenizer with its own added token comes through the same way."""
+    ours = load_tokenizer(minilm)
+    obj = wordpiece_to_hf_json(ours)
     assert json.loads(json.dumps(obj)) == obj
+    from_ours = HFTokenizer.from_str(json.dumps(obj))
+    theirs = HFTokenizer.from_file(str(minilm / "tokenizer.json"))
+    theirs.no_truncation()
+    theirs.no_padding()
+    lines = [x for x in assets.ptb_text("valid").splitlines() if x.strip()][:200]
+    lines += [t[:600] for t, _ in assets.bbc_news()[:50]] + [" ".join(t) for t, _ in assets.wnut16()[:100]]
+    pairs = list(zip(lines[::2], lines[1::2]))
+    want = theirs.encode_batch(lines) + theirs.encode_batch(pairs)
+    got = from_ours.encode_batch(lines) + from_ours.encode_batch(pairs)
+    mine = ours.encode_batch(lines) + ours.encode_batch([a for a, _ in pairs], [b for _, b in pairs])
+    assert len(got) == len(want) == len(mine) == 350 + 175
+    for g, w, m in zip(got, want, mine):
+        assert g.ids == w.ids == m.ids and g.type_ids == w.type_ids == m.type_ids
+        assert g.offsets == w.offsets and [tuple(x) for x in g.offsets] == m.offsets
+    assert from_ours.decode(want[0].ids) == theirs.decode(want[0].ids) == ours.decode(want[0].ids)
+
+    from transferlm.tokenization.normalize import BertNormalizer
+
+    cased = WordPieceTokenizer.train_from_iterator(lines, 600, lowercase=False)
+    vocab = dict(cased.vocab, **{"<news>": cased.vocab_size})  # an added token that is not special
+    cased = WordPieceTokenizer(vocab, normalizer=BertNormalizer(lowercase=False, strip_accents=False),
+                               special_tokens=cased.special_tokens,
+                               added_tokens={**dict.fromkeys(cased.special_tokens.values(), True), "<news>": False})
+    ref = HFTokenizer.from_str(json.dumps(wordpiece_to_hf_json(cased)))
+    sample = lines[:100] + ["Naïve Café [SEP] MR. Mr.<news>mr. <news>"]
+    for text, o, r in zip(sample, cased.encode_batch(sample), ref.encode_batch(sample)):
+        assert o.ids == r.ids and o.offsets == [tuple(x) for x in r.offsets], text
+    assert cased.encode(sample[-1]).tokens.count("<news>") == 2
+    assert ref.decode(ref.encode(sample[-1]).ids) == cased.decode(cased.encode(sample[-1]).ids)
+    assert cased.encode("Café").tokens != load_tokenizer(minilm).encode("Café").tokens  # really cased

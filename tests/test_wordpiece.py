@@ -15,7 +15,8 @@ from tokenizers import normalizers, pre_tokenizers
 
 from transferlm.data import assets
 from transferlm.tokenization.normalize import WHITESPACE, BertNormalizer, is_punctuation
-from transferlm.tokenization.wordpiece import WordPieceTokenizer, count_words, learn_wordpiece
+from transferlm.tokenization.corpus import count_words
+from transferlm.tokenization.wordpiece import WordPieceTokenizer, learn_wordpiece
 
 
 @pytest.fixture(scope="module")

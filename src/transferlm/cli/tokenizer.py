@@ -60,10 +60,8 @@ def _train(args: argparse.Namespace) -> int:
             raise UserError("--score applies to --algo wordpiece; byte-level BPE always merges the most frequent pair")
         if args.lowercase:
             raise UserError("--lowercase: byte-level BPE keeps the text as it is (use --algo wordpiece)")
-        try:
-            from ..tokenization.bpe import ByteLevelBPETokenizer
-        except ImportError as e:  # pragma: no cover - only while bpe.py is missing
-            raise UserError(f"byte-level BPE is not available: {e}") from None
+        from ..tokenization.bpe import ByteLevelBPETokenizer
+
         tok = ByteLevelBPETokenizer.train(args.files, args.vocab_size, progress=progress,
                                           min_frequency=args.min_frequency)
     tok.save_pretrained(args.out)

@@ -261,7 +261,7 @@ def encode(texts: Sequence[str], tokenizer: Any, max_length: int) -> list[Tokeni
 def _encode_unpadded(tokenizer: Any, texts: list[str], max_length: int) -> list[Any]:
     """`encode_batch` without padding, truncating in the tokenizer when it takes `max_length`.
 
-    Our `Tokenizer.encode_batch` pads to the longest by default; padding is asked away here so
+    Our `Tokenizer.encode_batch` pads only when asked; padding=None is passed anyway so
     that each length bucket pads on its own. A `tokenizers.Tokenizer` takes no such keywords
     (configure it with `no_padding()`); `_trim` removes whatever padding still comes back.
     """

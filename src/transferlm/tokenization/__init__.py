@@ -1,19 +1,23 @@
 """Tokenizers: text -> token ids with offsets, and back; nothing here imports torch.
 
-- `Encoding`, `Template`, `Tokenizer` (encoding.py): the output record and the base class that
-  does special tokens, truncation, overflow windows, batching and padding for every tokenizer.
+- `Encoding`, `Tokenizer` (encoding.py): the output record and the base class that does special
+  tokens, truncation, overflow windows, batching and padding for every tokenizer; `Template`
+  (template.py): the special-token templates; added.py: added tokens matched whole in the text.
 - `BertNormalizer` (normalize.py): BERT's basic pre-tokenizer with offsets into the original text.
 - `WordPieceTokenizer`, `learn_wordpiece` (wordpiece.py): BERT's segmenter and the WordPiece learner.
 - `ByteLevelBPETokenizer` (bpe.py): byte-level BPE (GPT-2, SmolLM2); imported on first use.
-- `load_tokenizer` (io.py): the right tokenizer for a folder, tokenizer.json, vocab.txt, or
-  vocab.json + merges.txt.
+  bytelevel.py: byte symbols and pre-split regexes; jurafsky_martin.py: the textbook BPE.
+- merges.py: the one merge learner (BPE and WordPiece); corpus.py: training text and word counts.
+- `load_tokenizer` (io/): the right tokenizer for a folder, tokenizer.json, vocab.txt, or
+  vocab.json + merges.txt; io/ holds the file formats of every tokenizer (GGUF included).
 """
 
 from __future__ import annotations
 
-from .encoding import Encoding, Template, Tokenizer
+from .encoding import Encoding, Tokenizer
 from .io import load_tokenizer
 from .normalize import BertNormalizer
+from .template import Template
 from .wordpiece import WordPieceTokenizer, learn_wordpiece
 
 

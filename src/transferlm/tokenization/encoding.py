@@ -1,23 +1,23 @@
 """Encodings and the post-processing every tokenizer shares.
 
 What this file does: the `Encoding` record (ids, tokens, offsets, word ids, segment ids, masks,
-overflowing windows), the special-token `Template` (Hugging Face's TemplateProcessing: how
-`[CLS] $A [SEP] $B:1 [SEP]:1` wraps one or two sequences), and the `Tokenizer` base class whose
-`encode` / `encode_batch` implement, ONCE for every tokenizer of the package:
+overflowing windows) and the `Tokenizer` base class whose `encode` / `encode_batch` implement,
+ONCE for every tokenizer of the package:
 
-* the template (special tokens, type ids, sequence ids, special-tokens mask);
+* the special-token template (template.py's `Template`, Hugging Face's TemplateProcessing: how
+  ``[CLS] $A [SEP] $B:1 [SEP]:1`` wraps one or two sequences; type ids, sequence ids, mask);
 * truncation (``longest_first`` / ``only_first`` / ``only_second``) and overflow into windows of
   ``max_length`` tokens that overlap by ``stride`` tokens, each window wrapped by the template;
-* padding (to ``max_length`` / ``pad_to`` or to the longest of a batch).
+* padding, only when asked (to ``max_length`` / ``pad_to``, or to the longest of a batch), as
+  ``tokenizers`` and transformers pad only when asked.
 
 The semantics follow ``tokenizers`` 0.2x (``TruncationParams``, ``Encoding::truncate``,
 ``Encoding::merge_with``, ``TemplateProcessing``), so that our ids, offsets, type ids and
 overflowing windows are equal to theirs; ``tests/test_encoding.py`` checks it against the library.
 
 What it does not do: it knows no vocabulary or segmentation algorithm (a subclass implements
-`_encode_text`: one text in, tokens without template tokens out, offsets into that text; the
-helpers `added_tokens_pattern` / `encode_with_added_tokens` keep special tokens written in the
-text whole, as tokenizers' added vocabulary does, for subclasses that want them); it
+`_encode_text`: one text in, tokens without template tokens out, offsets into that text; added
+tokens written in the text are added.py's); the template syntax is template.py's; it
 truncates on the right only (``tokenizers`` also offers left truncation); overflowing windows are
 one flat list (``tokenizers`` also nests duplicates of some pair windows inside others).
 """
@@ -26,13 +26,28 @@ from __future__ import annotations
 
 import abc
 import gc
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
+from .template import Piece, Template  # noqa: F401  (Piece: importable from here, as before)
+
 Truncation = Literal["longest_first", "only_first", "only_second"]
 _TRUNCATIONS = (None, "longest_first", "only_first", "only_second")
+# transformers' spellings: True = "longest", False = "do_not_pad" = None.
+Padding = Literal["longest", "max_length", "do_not_pad"] | bool | None
+
+
+def _padding_strategy(padding) -> str | None:
+    """"longest", "max_length" or None for any of the accepted spellings; a clear error otherwise."""
+    if padding is True:
+        return "longest"
+    if padding is None or padding is False or padding == "do_not_pad":
+        return None
+    if padding in ("longest", "max_length"):
+        return padding
+    raise ValueError(f"encode_batch: padding must be 'longest' (or True), 'max_length', or None (or False, "
+                     f"'do_not_pad'), got {padding!r}")
 
 
 @dataclass
@@ -97,153 +112,6 @@ class Encoding:
 
 
 # ---------------------------------------------------------------------------------------------
-# Templates: which special tokens wrap a single sequence or a pair
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One item of a template: a sequence (`"A"` / `"B"`) or a special token, with its type id."""
-
-    kind: Literal["sequence", "special"]
-    value: str  # "A" / "B" for a sequence; the token string for a special token
-    type_id: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> "Piece":
-        # Hugging Face's syntax: "$A", "$B:1", "$" (= $A), "$1" (= $A with type id 1), "[SEP]:1".
-        name, tid = text.rsplit(":", 1) if ":" in text[1:] else (text, "0")
-        try:
-            type_id = int(tid)
-        except ValueError:
-            raise ValueError(f"template piece {text!r}: the part after ':' must be an integer type id")
-        if name.startswith("$"):
-            rest = name[1:]
-            if rest in ("", "A", "a"):
-                return cls("sequence", "A", type_id)
-            if rest in ("B", "b"):
-                return cls("sequence", "B", type_id)
-            if rest.isdigit():
-                return cls("sequence", "A", int(rest))
-            raise ValueError(f"template piece {text!r}: expected $A, $B, $ or $<type id>")
-        if not name:
-            raise ValueError(f"template piece {text!r}: empty special token")
-        return cls("special", name, type_id)
-
-    def __str__(self) -> str:
-        return f"{'$' + self.value if self.kind == 'sequence' else self.value}:{self.type_id}"
-
-
-@dataclass(frozen=True)
-class Template:
-    """How special tokens wrap one sequence and a pair, like ``tokenizers``' TemplateProcessing.
-
-    BERT: ``Template.parse("[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1")``;
-    GPT-2 (no special tokens): ``Template.parse("$A", "$A $B:1")``.
-    """
-
-    single: tuple[Piece, ...]
-    pair: tuple[Piece, ...]
-
-    def __post_init__(self) -> None:
-        for name, pieces, want in (("single", self.single, ["A"]), ("pair", self.pair, ["A", "B"])):
-            seqs = [p.value for p in pieces if p.kind == "sequence"]
-            if seqs != want:
-                raise ValueError(f"template {name!r} must contain the sequence(s) {want} once each, in "
-                                 f"that order; got {' '.join(map(str, pieces))!r}")
-
-    @classmethod
-    def parse(cls, single: str, pair: str) -> "Template":
-        return cls(tuple(Piece.parse(t) for t in single.split()), tuple(Piece.parse(t) for t in pair.split()))
-
-    @classmethod
-    def none(cls) -> "Template":
-        """No special tokens: ``$A`` / ``$A $B:1``."""
-        return cls.parse("$A", "$A $B:1")
-
-    @classmethod
-    def default(cls) -> "Template":
-        """The template of models without special tokens around their input (GPT-2): `none()`."""
-        return cls.none()
-
-    @classmethod
-    def bert(cls, cls_token: str = "[CLS]", sep_token: str = "[SEP]") -> "Template":
-        """BERT (Devlin et al. 2019, sec. 3): ``[CLS] A [SEP] B [SEP]``, segment B gets type id 1."""
-        return cls.parse(f"{cls_token} $A {sep_token}", f"{cls_token} $A {sep_token} $B:1 {sep_token}:1")
-
-    def pieces(self, is_pair: bool) -> tuple[Piece, ...]:
-        return self.pair if is_pair else self.single
-
-    def special_tokens(self) -> list[str]:
-        """The special tokens the template uses, each once, in order of first use."""
-        seen: dict[str, None] = {}
-        for p in self.single + self.pair:
-            if p.kind == "special":
-                seen.setdefault(p.value, None)
-        return list(seen)
-
-    def num_special_tokens(self, is_pair: bool) -> int:
-        return sum(p.kind == "special" for p in self.pieces(is_pair))
-
-    # -- Hugging Face tokenizer.json "post_processor" ----------------------------------------
-    def to_hf_json(self, token_to_id) -> dict:
-        """The TemplateProcessing object of a tokenizer.json; `token_to_id` looks up ids."""
-
-        def piece(p: Piece) -> dict:
-            if p.kind == "sequence":
-                return {"Sequence": {"id": p.value, "type_id": p.type_id}}
-            return {"SpecialToken": {"id": p.value, "type_id": p.type_id}}
-
-        specials = {}
-        for tok in self.special_tokens():
-            i = token_to_id(tok)
-            if i is None:
-                raise ValueError(f"template special token {tok!r} is not in the vocabulary")
-            specials[tok] = {"id": tok, "ids": [i], "tokens": [tok]}
-        return {"type": "TemplateProcessing", "single": [piece(p) for p in self.single],
-                "pair": [piece(p) for p in self.pair], "special_tokens": specials}
-
-    @classmethod
-    def from_hf_json(cls, obj: dict | None, where: str = "tokenizer.json") -> "Template":
-        """Read a tokenizer.json "post_processor" (TemplateProcessing, BertProcessing,
-        RobertaProcessing, ByteLevel, a Sequence of those, or null)."""
-        if obj is None:
-            return cls.none()
-        kind = obj.get("type")
-        if kind == "TemplateProcessing":
-            def pieces(items: list, key: str) -> tuple[Piece, ...]:
-                out = []
-                for it in items:
-                    if "Sequence" in it:
-                        out.append(Piece("sequence", it["Sequence"]["id"], int(it["Sequence"]["type_id"])))
-                    elif "SpecialToken" in it:
-                        st = it["SpecialToken"]
-                        entry = obj.get("special_tokens", {}).get(st["id"])
-                        toks = entry["tokens"] if entry else [st["id"]]
-                        out += [Piece("special", t, int(st["type_id"])) for t in toks]
-                    else:
-                        raise ValueError(f"{where}: post_processor.{key}: unknown template item {it!r}")
-                return tuple(out)
-
-            return cls(pieces(obj["single"], "single"), pieces(obj["pair"], "pair"))
-        if kind == "BertProcessing":
-            return cls.bert(obj["cls"][0], obj["sep"][0])
-        if kind == "RobertaProcessing":
-            # tokenizers' RobertaProcessing: <s> A </s> </s> B </s>, every type id 0.
-            c, s = obj["cls"][0], obj["sep"][0]
-            return cls.parse(f"{c} $A {s}", f"{c} $A {s} {s} $B {s}")
-        if kind == "ByteLevel":
-            return cls.none()
-        if kind == "Sequence":
-            found = [cls.from_hf_json(p, where) for p in obj.get("processors", [])]
-            real = [t for t in found if t != cls.none()]
-            if len(real) > 1:
-                raise ValueError(f"{where}: post_processor Sequence with more than one template is not supported")
-            return real[0] if real else cls.none()
-        raise ValueError(f"{where}: post_processor type {kind!r} is not supported "
-                         "(expected TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel)")
-
-
-# ---------------------------------------------------------------------------------------------
 # Truncation and windows (tokenizers' utils/truncation.rs and Encoding::truncate)
 
 
@@ -305,49 +173,7 @@ def _truncate(a: Encoding, b: Encoding | None, max_length: int, strategy: Trunca
 
 
 # ---------------------------------------------------------------------------------------------
-# Added tokens: special tokens written literally in the raw text
-
-
-def added_tokens_pattern(tokens) -> "re.Pattern | None":
-    """A regex that finds any of `tokens`, the longest at the leftmost position (tokenizers'
-    Aho-Corasick LeftmostLongest: Python tries alternatives in order, so longest first)."""
-    toks = sorted(set(tokens), key=lambda t: (-len(t), t))
-    return re.compile("|".join(re.escape(t) for t in toks)) if toks else None
-
-
-def encode_with_added_tokens(text: str, pattern: "re.Pattern | None", encode_text, token_to_id) -> Encoding:
-    """`encode_text` on the stretches between added tokens, each added token kept whole.
-
-    Added tokens are matched in the raw text, before any normalization, as tokenizers does for
-    its added vocabulary (``normalized: false``). Word ids continue across stretches and an added
-    token counts as one word, as in tokenizers."""
-    if pattern is None or not text or pattern.search(text) is None:
-        return encode_text(text)
-    out = Encoding.empty()
-    pos = 0
-    next_word = 0
-
-    def add_text(start: int, stop: int) -> None:
-        nonlocal next_word
-        if start == stop:
-            return
-        enc = encode_text(text[start:stop])
-        known = [w for w in enc.word_ids if w is not None]
-        enc.word_ids = [None if w is None else w + next_word for w in enc.word_ids]
-        if known:
-            next_word += max(known) + 1
-        if start:
-            enc.offsets = [(s + start, e + start) for s, e in enc.offsets]
-        out._extend(enc)
-
-    for m in pattern.finditer(text):
-        add_text(pos, m.start())
-        tok = m.group()
-        out._extend(Encoding.from_tokens([token_to_id(tok)], [tok], [m.span()], [next_word]))
-        next_word += 1
-        pos = m.end()
-    add_text(pos, len(text))
-    return out
+# Batches
 
 
 @contextmanager
@@ -560,18 +386,20 @@ class Tokenizer(abc.ABC):
         return [self._encode_sequence(t) for t in texts]
 
     def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *,
-                     padding: Literal["longest", "max_length"] | None = "longest",
+                     padding: Padding = None,
                      add_special_tokens: bool = True, max_length: int | None = None,
                      truncation: Truncation | None = "longest_first", stride: int = 0,
                      return_overflowing: bool = False, pad_to: int | None = None) -> list[Encoding]:
-        """Encode many texts (or pairs); `padding="longest"` (the default) pads every encoding to
-        the longest of the batch, `"max_length"` to `pad_to` or `max_length`, None not at all."""
+        """Encode many texts (or pairs). No padding unless asked, as in ``tokenizers`` (its
+        `encode_batch` pads only after `enable_padding()`) and transformers (``padding=False`` is
+        the default of a tokenizer call): `padding="longest"` (or True) pads every encoding to the
+        longest of the batch (tokenizers' BatchLongest), `"max_length"` to `pad_to` or
+        `max_length` (tokenizers' Fixed), None / False / "do_not_pad" not at all."""
         if isinstance(texts, str):
             raise TypeError("encode_batch takes a list of texts; use encode for one text")
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
-        if padding not in ("longest", "max_length", None):
-            raise ValueError(f"encode_batch: padding must be 'longest', 'max_length' or None, got {padding!r}")
+        padding = _padding_strategy(padding)
         if padding == "max_length" and pad_to is None and max_length is None:
             raise ValueError("padding='max_length' needs max_length or pad_to")
         with _gc_paused():
@@ -601,5 +429,4 @@ class Tokenizer(abc.ABC):
         return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
 
 
-__all__ = ["Encoding", "Piece", "Template", "Tokenizer", "Truncation", "added_tokens_pattern",
-           "encode_with_added_tokens"]
+__all__ = ["Encoding", "Padding", "Piece", "Template", "Tokenizer", "Truncation"]

@@ -12,25 +12,25 @@ What this file does:
 * `learn_wordpiece`: the WordPiece learner as described by Schuster & Nakajima (2012) and the
   Hugging Face course: start from the characters (a character inside a word is ``##c``), then
   repeatedly merge the adjacent pair with the highest score ``freq(ab) / (freq(a) * freq(b))``
-  until the vocabulary has the size asked for. Pair counts are kept incrementally: a merge
-  revisits only the words that contain the merged pair, and a heap with lazy invalidation finds
-  the best pair. Ties are broken deterministically (see `learn_wordpiece`).
+  (or, with ``score="frequency"``, the most frequent pair: `tokenizers`' WordPieceTrainer) until
+  the vocabulary has the size asked for. This file picks the alphabet and the rules; the merging
+  is the one merge learner BPE also uses (merges.py).
 
-What it does not do: the post-processing ([CLS]/[SEP], truncation, padding: encoding.py), file
-formats (io.py; `save_pretrained` / `from_pretrained` call it), or tokenizers' own WordPiece
-trainer (which, despite its name, learns by BPE frequency and keeps the result): our learner
-scores pairs as WordPiece does, so the two vocabularies differ.
+What it does not do: the post-processing ([CLS]/[SEP], truncation, padding: encoding.py), added
+tokens in the text (added.py), word counting (corpus.py), or file formats (io/wordpiece.py;
+`save_pretrained` / `from_pretrained` call it).
 """
 
 from __future__ import annotations
 
-import heapq
 import os
-from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from .encoding import Encoding, Template, Tokenizer, added_tokens_pattern, encode_with_added_tokens
+from .corpus import count_words
+from .added import added_tokens_pattern, encode_with_added_tokens
+from .encoding import Encoding, Template, Tokenizer
+from .merges import learn_merges
 from .normalize import BertNormalizer
 
 # BERT's special tokens, in the order the learner reserves them (ids 0..4, as bert-base's vocab
@@ -160,8 +160,9 @@ class WordPieceTokenizer(Tokenizer):
     def _encode_text(self, text: str) -> Encoding:
         return encode_with_added_tokens(text, self._added_re, self._encode_plain, self.vocab.__getitem__)
 
-    def _encode_plain(self, text: str) -> Encoding:
-        """Tokens of a text with no added tokens in it: pre-tokenize, then the pieces of each word.
+    def _encode_plain(self, text: str) -> tuple[Encoding, int]:
+        """Tokens of a text with no added tokens in it, and its number of words: pre-tokenize, then
+        the pieces of each word.
 
         List comprehensions over the cached pieces of each word, no per-token statements."""
         get, pieces = self._cache.get, self._pieces
@@ -175,7 +176,7 @@ class WordPieceTokenizer(Tokenizer):
         else:  # where given, normalized character k of a word came from original character align[k]
             offsets = [(st + s, st + e) if al is None else (al[s], al[e - 1] + 1)
                        for st, al, sg in zip(starts, aligns, segs) for s, e in sg[2]]
-        return Encoding.from_tokens(ids, tokens, offsets, word_ids)
+        return Encoding.from_tokens(ids, tokens, offsets, word_ids), len(segs)
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens of a text, without special tokens."""
@@ -202,16 +203,16 @@ class WordPieceTokenizer(Tokenizer):
     # -- files ----------------------------------------------------------------------------------
     def save_pretrained(self, folder) -> None:
         """vocab.txt, tokenizer.json and tokenizer_config.json, the files of a Hugging Face folder."""
-        from . import io
+        from .io.wordpiece import save_wordpiece
 
-        io.save_wordpiece(self, folder)
+        save_wordpiece(self, folder)
 
     @classmethod
     def from_pretrained(cls, folder) -> "WordPieceTokenizer":
         """From a folder with tokenizer.json (preferred) or vocab.txt, or from either file."""
-        from . import io
+        from .io.wordpiece import load_wordpiece
 
-        return io.load_wordpiece(folder)
+        return load_wordpiece(folder)
 
     # -- learning -------------------------------------------------------------------------------
     @classmethod
@@ -222,7 +223,7 @@ class WordPieceTokenizer(Tokenizer):
         score: "likelihood" (the WordPiece paper's) or "frequency" (tokenizers'); see learn_wordpiece."""
         from tqdm import tqdm
 
-        from .io import iter_text_lines
+        from .corpus import iter_text_lines
 
         lines = tqdm(iter_text_lines(files), desc="counting words", unit=" lines", disable=not progress)
         return cls.train_from_iterator(lines, vocab_size, lowercase=lowercase,
@@ -250,16 +251,7 @@ def _cleanup(s: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The learner
-
-
-def count_words(texts: Iterable[str], normalizer: BertNormalizer | None = None) -> Counter:
-    """How often each pre-tokenized (normalized) word occurs in `texts`."""
-    normalizer = normalizer or BertNormalizer()
-    counts: Counter = Counter()
-    for text in texts:
-        counts.update(normalizer.split_columns(text)[0])
-    return counts
+# The learner: the alphabet and the rules; merges.py does the merging
 
 
 SCORES = ("likelihood", "frequency")  # how the learner picks the next pair (see learn_wordpiece)
@@ -288,170 +280,40 @@ def learn_wordpiece(word_counts: Mapping[str, int], vocab_size: int, *,
 
     Words longer than `max_word_chars` are left out (the segmenter turns them into [UNK] anyway).
 
-    Cost: counts are kept incrementally. A merge revisits only the words that hold the pair
-    (`where`), and re-queues only the pairs whose score rose (those of a and b, whose frequencies
-    fell, and the new pairs of ab); a popped heap entry whose score no longer holds is dropped or
-    re-queued with its current score. tests/test_wordpiece.py checks the result against a learner
+    The merging is `merges.learn_merges` (incremental pair counts, every word holding the pair
+    rewritten: ``scope="pair"``); tests/test_wordpiece.py checks the result against a learner
     that recounts everything before each merge.
     """
     if vocab_size <= 0:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}")
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, not {score!r}")
-    likelihood = score == "likelihood"
     if len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special tokens repeat: {list(special_tokens)}")
-    plen = len(prefix)
-
-    # Symbols are interned: sym[i] is the string of symbol i, ids[s] its number.
-    sym: list[str] = []
-    ids: dict[str, int] = {}
-
-    def intern(s: str) -> int:
-        i = ids.get(s)
-        if i is None:
-            i = ids[s] = len(sym)
-            sym.append(s)
-        return i
-
-    words: list[list[int]] = []
-    counts: list[int] = []
+    words: dict[tuple[str, ...], int] = {}
     for word, c in word_counts.items():
-        if not word or len(word) > max_word_chars or c <= 0:
-            continue
-        words.append([intern(word[0])] + [intern(prefix + ch) for ch in word[1:]])
-        counts.append(int(c))
-
-    vocab: list[str] = list(special_tokens)
-    in_vocab = set(vocab)
-    if likelihood:
-        alphabet = sorted(s for s in sym if s not in in_vocab)
+        if word and len(word) <= max_word_chars and c > 0:
+            words[(word[0], *(prefix + ch for ch in word[1:]))] = int(c)
+    symbols = {s for w in words for s in w}
+    specials = set(special_tokens)
+    if score == "likelihood":
+        alphabet = sorted(s for s in symbols if s not in specials)
     else:
         # As tokenizers' BpeTrainer: every character of the corpus as a word start (code-point
         # order), then the ``##`` forms seen inside words (tokenizers adds those in hash order).
-        chars = sorted({ch for s in sym for ch in (s[plen:] if s.startswith(prefix) else s)})
-        alphabet = [s for s in chars + sorted(s for s in sym if s.startswith(prefix)) if s not in in_vocab]
-    if len(vocab) + len(alphabet) > vocab_size:
-        raise ValueError(f"vocab_size {vocab_size} is too small: the {len(vocab)} special tokens and the "
-                         f"{len(alphabet)} characters of the corpus need {len(vocab) + len(alphabet)} entries")
-    vocab += alphabet
-    in_vocab.update(alphabet)
-
-    # Symbol and pair frequencies; which words hold each pair; which pairs each symbol is in.
-    sym_freq: list[int] = [0] * len(sym)
-    pair_freq: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
-    pairs_of: dict[int, set[tuple[int, int]]] = {}
-    for wi, (w, c) in enumerate(zip(words, counts)):
-        for s in w:
-            sym_freq[s] += c
-        for p in zip(w, w[1:]):
-            pair_freq[p] = pair_freq.get(p, 0) + c
-            where.setdefault(p, set()).add(wi)
-    # Only pairs that may be merged (seen `min_frequency` times) are listed per symbol: a pair's
-    # count only grows when it is a new pair of a merged symbol, and then it is listed again.
-    minf = max(1, min_frequency)
-    for p, f in pair_freq.items():
-        if f >= minf:
-            pairs_of.setdefault(p[0], set()).add(p)
-            pairs_of.setdefault(p[1], set()).add(p)
-
-    def pair_score(f: int, x: int, y: int) -> float:
-        return f / (sym_freq[x] * sym_freq[y]) if likelihood else float(f)
-
-    # Ties: likelihood compares the pieces' strings; frequency their ids (older pieces first), as
-    # tokenizers' BpeTrainer does.
-    rank = {t: i for i, t in enumerate(vocab)}
-    tie = sym if likelihood else [rank[t] for t in sym]
-
-    # Heap entries: (-score, -count, tie(a), tie(b), pair); the smallest is the best pair.
-    heap = [(-pair_score(f, x, y), -f, tie[x], tie[y], (x, y))
-            for (x, y), f in pair_freq.items() if f >= minf]
-    heapq.heapify(heap)
-    heappush, heappop = heapq.heappush, heapq.heappop
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=vocab_size - len(vocab), disable=not progress, desc="wordpiece merges", unit="tok")
-    while len(vocab) < vocab_size and heap:
-        neg_score, neg_f, ta, tb, p = heappop(heap)
-        f = pair_freq.get(p, 0)
-        if f < minf:
-            continue  # merged away, or too rare now
-        a, b = p
-        now = pair_score(f, a, b)
-        if -neg_score != now or -neg_f != f:
-            # Stale. Scores only rise when a symbol of the pair lost occurrences, and then a fresh
-            # entry was pushed; so this entry's score fell: re-queue it with the current one.
-            if now < -neg_score:
-                heappush(heap, (-now, -f, ta, tb, p))
-            continue
-        sa, sb = sym[a], sym[b]
-        new_str = sa + (sb[plen:] if sb.startswith(prefix) else sb)
-        c = intern(new_str)
-        if c == len(sym_freq):
-            sym_freq.append(0)
-            if not likelihood:
-                tie.append(rank.get(new_str, len(vocab)))
-        new_pairs: set[tuple[int, int]] = set()
-        for wi in where.pop(p, ()):
-            w = words[wi]
-            merged: list[int] = []
-            i, n = 0, len(w)
-            while i < n:
-                if i + 1 < n and w[i] == a and w[i + 1] == b:
-                    merged.append(c)
-                    i += 2
-                else:
-                    merged.append(w[i])
-                    i += 1
-            if len(merged) == n:
-                continue  # a stale entry: the pair left this word in an earlier merge
-            cnt = counts[wi]
-            k = (n - len(merged)) * cnt
-            sym_freq[a] -= k
-            sym_freq[b] -= k
-            sym_freq[c] += k
-            # Pairs away from the merge sites lose and regain the same count; the others contain
-            # a or b (old) or c (new).
-            for q in zip(w, w[1:]):
-                pair_freq[q] -= cnt
-            for q in zip(merged, merged[1:]):
-                pair_freq[q] = pair_freq.get(q, 0) + cnt
-                where.setdefault(q, set()).add(wi)
-                if c in q:
-                    new_pairs.add(q)
-            words[wi] = merged
-        pair_freq.pop(p, None)
-        # Scores that rose: every pair of a or b (their frequencies fell; their own counts may
-        # have fallen too, but are re-read here) and the new pairs of c. Others are unchanged.
-        new_pairs = {q for q in new_pairs if pair_freq[q] >= minf}
-        for q in new_pairs:
-            pairs_of.setdefault(q[0], set()).add(q)
-            pairs_of.setdefault(q[1], set()).add(q)
-            x, y = q
-            fq = pair_freq[q]
-            heappush(heap, (-pair_score(fq, x, y), -fq, tie[x], tie[y], q))
-        # (With score="frequency" the pairs of a and b keep their scores unless their own counts
-        # fell, and a stale entry is re-queued when popped.)
-        for s in ({a, b} if likelihood else ()):
-            mine = pairs_of.get(s, ())
-            dead = 0
-            for q in mine:
-                fq = pair_freq.get(q, 0)
-                if fq < minf:
-                    dead += 1
-                elif q not in new_pairs:
-                    x, y = q
-                    heappush(heap, (-pair_score(fq, x, y), -fq, tie[x], tie[y], q))
-            if dead * 4 > len(mine):  # forget pairs that can no longer be merged, now and then
-                pairs_of[s] = {q for q in mine if pair_freq.get(q, 0) >= minf}
-        if new_str not in in_vocab:
-            vocab.append(new_str)
-            in_vocab.add(new_str)
-            bar.update(1)
-    bar.close()
-    return vocab
+        plen = len(prefix)
+        chars = sorted({ch for s in symbols for ch in (s[plen:] if s.startswith(prefix) else s)})
+        alphabet = [s for s in chars + sorted(s for s in symbols if s.startswith(prefix)) if s not in specials]
+    initial = list(special_tokens) + alphabet
+    if len(initial) > vocab_size:
+        raise ValueError(f"vocab_size {vocab_size} is too small: the {len(special_tokens)} special tokens and the "
+                         f"{len(alphabet)} characters of the corpus need {len(initial)} entries")
+    likelihood = score == "likelihood"
+    learned = learn_merges(words, initial, vocab_size=vocab_size, min_frequency=min_frequency,
+                           score="likelihood" if likelihood else "count",
+                           tie_break="strings" if likelihood else "ids", scope="pair", prefix=prefix,
+                           progress=progress)
+    return learned.vocab
 
 
-__all__ = ["SCORES", "SPECIAL_TOKENS", "WordPieceConfig", "WordPieceTokenizer", "count_words", "learn_wordpiece"]
+__all__ = ["SCORES", "SPECIAL_TOKENS", "WordPieceConfig", "WordPieceTokenizer", "learn_wordpiece"]

@@ -1,22 +1,14 @@
-"""Tokenizer files: vocab.txt, Hugging Face tokenizer.json (WordPiece), training text, and
-`load_tokenizer` that picks the right class for a folder or file.
-
-What this file does:
+"""WordPiece files: vocab.txt, the WordPiece tokenizer.json, and folders of both (what BERT ships).
 
 * vocab.txt (one token per line, id = line number - 1): read with clear errors (a duplicate
   names the file and both lines; a missing special token names the file and the token; a byte
-  that is not UTF-8 names the file and line), written atomically (temp file, fsync, os.replace).
+  that is not UTF-8 names the file and line), written atomically.
 * tokenizer.json for WordPiece, in the layout ``tokenizers`` reads and writes (normalizer
   BertNormalizer, pre_tokenizer BertPreTokenizer, model WordPiece, post_processor
   TemplateProcessing or BertProcessing, decoder WordPiece, added_tokens), both ways.
-* `iter_text_lines`: lines of UTF-8 training files, with file and line in every decoding error.
-* `load_tokenizer(path)`: tokenizer.json's model type "WordPiece" -> `WordPieceTokenizer`,
-  "BPE" -> `bpe.ByteLevelBPETokenizer.from_hf_json`; without tokenizer.json, vocab.txt means
-  WordPiece and vocab.json + merges.txt byte-level BPE.
+* `save_wordpiece` / `load_wordpiece`: a folder as transformers' BertTokenizerFast reads it.
 
-What it does not do: BPE's own files (vocab.json / merges.txt live in bpe.py), or the truncation
-and padding settings of a tokenizer.json (here they are arguments of `encode`; the truncation
-length is kept as `model_max_length`).
+What it does not do: choose between tokenizer families (`io.load_tokenizer`), or BPE's files (io/bpe.py).
 """
 
 from __future__ import annotations
@@ -24,43 +16,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping
 
-from ..fileio import atomic_write_bytes, atomic_write_text
-from .encoding import Template
-from .normalize import WHITESPACE, BertNormalizer
-from .wordpiece import SPECIAL_TOKENS, WordPieceConfig, WordPieceTokenizer
+from ...fileio import atomic_write_text
+from ..encoding import Template
+from ..normalize import WHITESPACE, BertNormalizer
+from ..wordpiece import SPECIAL_TOKENS, WordPieceConfig, WordPieceTokenizer
+from . import TokenizerFileError, decode_line, read_json
 
 _TRAILING = "".join(WHITESPACE)
-
-
-class TokenizerFileError(ValueError):
-    """A tokenizer or text file that cannot be read; the message names the file (and line)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Plain files
-
-
-def _decode_line(raw: bytes, path: Path, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TokenizerFileError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                 f"{e.start + 1}); expected UTF-8 text") from None
-
-
-def iter_text_lines(files: Sequence[str | os.PathLike] | str | os.PathLike) -> Iterator[str]:
-    """Lines (without the newline) of UTF-8 text files, one file after the other."""
-    if isinstance(files, (str, os.PathLike)):
-        files = [files]
-    for f in files:
-        path = Path(f)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                yield _decode_line(raw, path, lineno).rstrip("\r\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,7 +41,7 @@ def read_vocab_txt(path: str | os.PathLike, required: Iterable[str] = ()) -> dic
     first_line: dict[str, int] = {}
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            tok = _decode_line(raw, path, lineno).rstrip(_TRAILING)
+            tok = decode_line(raw, path, lineno).rstrip(_TRAILING)
             if not tok:
                 raise TokenizerFileError(f"{path}:{lineno}: empty line; expected one token per line")
             if tok in first_line:
@@ -195,23 +159,6 @@ def wordpiece_from_hf_json(obj: dict, where: str = "tokenizer.json",
         raise TokenizerFileError(f"{where}: {e}") from None
 
 
-def read_json(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise TokenizerFileError(f"{path}:{line}: not valid UTF-8; expected a UTF-8 JSON file") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TokenizerFileError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise TokenizerFileError(f"{path}:1: expected a JSON object")
-    return obj
-
-
 # ---------------------------------------------------------------------------------------------
 # Folders
 
@@ -280,51 +227,5 @@ def _from_vocab_txt(vocab_path: Path, cfg: dict, roles: dict[str, str]) -> WordP
         raise TokenizerFileError(f"{vocab_path}: {e}") from None
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer of a folder or file, of the right class.
-
-    tokenizer.json decides by its model type ("WordPiece" or "BPE"); without it, vocab.txt means
-    WordPiece and vocab.json + merges.txt byte-level BPE."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix == ".json":
-            obj = read_json(path)
-            return _from_hf_obj(obj, str(path))
-        if path.name.endswith(".txt"):
-            return load_wordpiece(path)
-        raise TokenizerFileError(f"{path}: expected a tokenizer.json or vocab.txt file, or a folder")
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such tokenizer folder or file")
-    if (path / "tokenizer.json").is_file():
-        obj = read_json(path / "tokenizer.json")
-        kind = (obj.get("model") or {}).get("type")
-        if kind == "WordPiece":
-            return load_wordpiece(path)
-        if kind == "BPE":
-            from .bpe import ByteLevelBPETokenizer
-
-            return ByteLevelBPETokenizer.from_pretrained(path)
-        return _from_hf_obj(obj, str(path / "tokenizer.json"))
-    if (path / "vocab.txt").is_file():
-        return load_wordpiece(path)
-    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
-        from .bpe import ByteLevelBPETokenizer
-
-        return ByteLevelBPETokenizer.from_pretrained(path)
-    raise FileNotFoundError(f"{path}: expected tokenizer.json, vocab.txt, or vocab.json + merges.txt")
-
-
-def _from_hf_obj(obj: dict, where: str):
-    kind = (obj.get("model") or {}).get("type")
-    if kind == "WordPiece":
-        return wordpiece_from_hf_json(obj, where)
-    if kind == "BPE":
-        from .bpe import ByteLevelBPETokenizer
-
-        return ByteLevelBPETokenizer.from_hf_json(obj)
-    raise TokenizerFileError(f"{where}: model.type is {kind!r}; expected 'WordPiece' or 'BPE'")
-
-
-__all__ = ["TokenizerFileError", "atomic_write_bytes", "atomic_write_text", "iter_text_lines", "load_tokenizer",
-           "load_wordpiece", "read_json", "read_vocab_txt", "save_wordpiece", "wordpiece_from_hf_json",
-           "wordpiece_to_hf_json", "write_vocab_txt"]
+__all__ = ["load_wordpiece", "read_vocab_txt", "save_wordpiece", "wordpiece_from_hf_json", "wordpiece_to_hf_json",
+           "write_vocab_txt"]
