@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from transferlm.data.collate import MLMCollator  # noqa: E402
 from transferlm.models import Encoder, preset  # noqa: E402
+from transferlm.objectives.collate import MLMCollator  # noqa: E402
 from transferlm.objectives.masking import random_token_weights  # noqa: E402
 from transferlm.objectives.pretraining import PretrainingModel  # noqa: E402
 from transferlm.training.optim import build_optimizer  # noqa: E402

@@ -199,11 +199,12 @@ def test_real_wordpiece_matches_hf_tokenizers_on_ptb(tmp_path):
     """Built with our WordPiece tokenizer, the shards hold the ids HF `tokenizers` gives each sentence."""
     from transferlm.data import assets
 
-    tokenization = pytest.importorskip("transferlm.tokenization.io")
     from tokenizers import Tokenizer as HFTokenizer
 
+    from transferlm.tokenization.io import load_tokenizer
+
     folder = assets.path("minilm")
-    ours = tokenization.load_tokenizer(folder)
+    ours = load_tokenizer(folder)
     lines = [ln.strip() for ln in assets.ptb_text("valid").splitlines() if ln.strip()][:300]
     _write(tmp_path / "ptb.txt", "\n".join(lines) + "\n")
     c = build_corpus([tmp_path / "ptb.txt"], tmp_path / "o", ours, vocab_size=ours.vocab_size,

@@ -242,9 +242,10 @@ def _write_run_config(cfg: PretrainConfig) -> None:
 
 def build(cfg: PretrainConfig):
     """(model wrapper, dataset, collator, tokenizer, model config) for a config; no training."""
-    from ..data.collate import CausalLMCollator, MLMCollator
+    from ..data.collate import CausalLMCollator
     from ..data.corpus import NSPDataset, PackedDataset
     from ..models import Encoder, preset
+    from ..objectives.collate import MLMCollator
     from ..objectives.masking import MaskingConfig, random_token_weights
     from ..objectives.pretraining import CausalLMModel, PretrainingModel
     from ..tokenization.io import load_tokenizer

@@ -1,14 +1,11 @@
-"""Pretraining collators: examples (dicts of id arrays) -> padded tensors, with dynamic masking.
+"""Padding collators: examples (dicts of id arrays) -> padded tensors; `IGNORE_INDEX` (-100).
 
 - `pad_examples`: right-pads input_ids (with pad_id), token_type_ids, special_tokens_mask,
   word_ids and builds attention_mask; scalar fields (next_sentence_label) become a (B,) tensor.
-- `MLMCollator`: pads, then masks with objectives/masking.py (token, whole-word or span masking;
-  the one masking implementation) using its own torch.Generator. The trainer re-seeds it before
-  each micro-batch (`set_seed`), so the masks are a function of the data position (exact resume).
-  RoBERTa sec. 4.1's dynamic masking: a new mask each time an example is seen.
 - `CausalLMCollator`: pads; labels are the input ids with padding set to -100 (the loss shifts).
 
-Does not: tokenize, or build fine-tuning batches (data/formats.py and the task collators do).
+Does not: tokenize, mask (objectives/collate.py's `MLMCollator` pads with `pad_examples`, then masks),
+or build fine-tuning batches (data/finetune_collate.py does).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..objectives.masking import IGNORE_INDEX, MaskingConfig, mask_batch
+IGNORE_INDEX = -100  # the label value torch's cross_entropy ignores (the one definition in the package)
 
 _PAD_VALUES = {"token_type_ids": 0, "special_tokens_mask": 1, "word_ids": -1, "attention_mask": 0,
                "labels": IGNORE_INDEX}
@@ -48,32 +45,6 @@ def pad_examples(examples: Sequence[dict[str, Any]], pad_id: int, pad_to_multipl
         mask[b, :n] = 1
     out["attention_mask"] = torch.from_numpy(mask)
     return out
-
-
-class MLMCollator:
-    """Pads and masks a list of examples. Needs the [PAD] and [MASK] ids and the random-token
-    weights (`masking.random_token_weights`). Output: input_ids (corrupted), attention_mask,
-    labels, and token_type_ids / next_sentence_label / span_start / span_end when they apply."""
-
-    def __init__(self, *, pad_id: int, mask_id: int, random_weights: torch.Tensor,
-                 masking: MaskingConfig | None = None, seed: int = 0, pad_to_multiple_of: int | None = 8):
-        self.pad_id, self.mask_id, self.random_weights = pad_id, mask_id, random_weights
-        self.masking = masking or MaskingConfig()
-        self.pad_to_multiple_of = pad_to_multiple_of  # multiples of 8 suit tensor cores
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def set_seed(self, seed: int) -> None:
-        self.generator.manual_seed(seed)
-
-    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = pad_examples(examples, self.pad_id, self.pad_to_multiple_of)
-        special = batch.pop("special_tokens_mask", None)
-        word_ids = batch.pop("word_ids", None)
-        masked = mask_batch(batch["input_ids"], mask_token_id=self.mask_id, random_weights=self.random_weights,
-                            generator=self.generator, config=self.masking, special_tokens_mask=special,
-                            attention_mask=batch["attention_mask"], word_ids=word_ids)
-        batch.update(masked)
-        return batch
 
 
 class CausalLMCollator:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-IGNORE_INDEX = -100  # the label value torch's cross_entropy ignores
+from ..data.collate import IGNORE_INDEX  # -100, the label value torch's cross_entropy ignores
 
 
 @dataclass
