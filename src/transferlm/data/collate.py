@@ -18,7 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..objectives.masking import IGNORE_INDEX, MaskingConfig, mask_batch
+from ..objectives.masking import MaskingConfig, mask_batch
+
+IGNORE_INDEX = -100  # the label of positions that carry no loss (torch's cross_entropy default)
 
 _PAD_VALUES = {"token_type_ids": 0, "special_tokens_mask": 1, "word_ids": -1, "attention_mask": 0,
                "labels": IGNORE_INDEX}
