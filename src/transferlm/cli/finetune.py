@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,19 @@ def read_task_data(task: str, path: str | Path, fmt: str | None = None, labels: 
                                            skip_bad=skip_bad)
     if task == "tag":
         reader = formats.read_conllu if fmt == "conllu" else formats.read_conll
-        return reader(path, scheme=scheme or None, label_set=label_set, skip_bad=skip_bad)
+        # a plain tag set is open (472 Brown tags, rare ones absent from a training sample): a tag
+        # the model does not know is counted and reported, and scored as an error, not refused
+        plain = scheme == "plain"
+        ex = reader(path, scheme=scheme or None, label_set=None if plain else label_set,
+                    skip_bad=skip_bad)
+        if plain and label_set is not None:
+            unseen = Counter(t for s in ex for t in s.tags if t not in label_set)
+            if unseen:
+                top = ", ".join(f"{t!r} x{n}" for t, n in unseen.most_common(5))
+                print(f"{path}: {sum(unseen.values())} words carry {len(unseen)} tags the model "
+                      f"does not know ({top}{', ...' if len(unseen) > 5 else ''}); they count as "
+                      f"errors", file=sys.stderr)
+        return ex
     if task == "spans":
         return formats.read_spans(path, label_set=label_set, skip_bad=skip_bad)
     return formats.read_squad(path, skip_bad=skip_bad)

@@ -247,11 +247,14 @@ class Tagger(Pipeline):
     def evaluate(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]],
                  per_tag: bool = False) -> dict[str, Any]:
         """BIO / BIOES: entity-level micro precision / recall / F1 (seqeval's default mode), macro
-        F1 over entity types and token accuracy. Plain tags: word `accuracy`, `macro_f1` and
-        `weighted_f1` over the tags (scikit-learn's classification_report on the same words);
+        F1 over entity types and token accuracy (a tag the model does not know is a KeyError).
+        Plain tags: word `accuracy`, `macro_f1` and `weighted_f1` over the tags (scikit-learn's
+        classification_report on the same words); a gold tag the model does not know (an open
+        tag set such as Brown's) is scored as an error and counted in `unseen_tag_words`;
         per_tag=True adds "per_tag": {tag: {precision, recall, f1, support}}."""
-        unknown = sorted({t for row in tags for t in row} - set(self.labels))
-        if unknown:
+        known = set(self.labels)
+        unknown = sorted({t for row in tags for t in row} - known)
+        if unknown and self.scheme != "plain":
             raise KeyError(f"unknown tags {unknown}; the model knows {self.labels}")
         pred, _ = self.predict_tags(sentences)
         gold = [list(t) for t in tags]
@@ -261,7 +264,9 @@ class Tagger(Pipeline):
             rep = metrics.word_prf(gold, pred)
             out: dict[str, Any] = {"accuracy": metrics.accuracy(flat_g, flat_p),
                                    "macro_f1": rep.macro.f1, "weighted_f1": rep.weighted.f1,
-                                   "n": float(len(tags)), "words": float(len(flat_g))}
+                                   "n": float(len(tags)), "words": float(len(flat_g)),
+                                   # gold tags the model does not know (an open tag set): errors
+                                   "unseen_tag_words": float(sum(t not in known for t in flat_g))}
             if per_tag:
                 out["per_tag"] = {str(k): {"precision": v.precision, "recall": v.recall, "f1": v.f1,
                                            "support": v.support} for k, v in rep.per_class.items()}
