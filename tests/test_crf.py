@@ -112,6 +112,24 @@ def test_bioes_constraints():
     assert allowed[ix["E-X"], ix["S-X"]] and not allowed[ix["S-X"], ix["I-X"]]
 
 
+def test_plain_tag_sets_get_no_constraints():
+    pos = ["at", "nn", "ppss", "ber*", ".", "I-X"]  # plain: even an entity-shaped tag is free
+    tagger = CRFTagger(8, len(pos), labels=pos, constraints="plain")
+    assert bool((tagger.crf.trans_mask == 0).all()) and bool((tagger.crf.start_mask == 0).all())
+    assert bool((CRFTagger(8, len(pos), labels=pos, constraints=None).crf.end_mask == 0).all())
+    bio = CRFTagger(8, len(BIO), labels=BIO, constraints="bio")  # any case
+    assert bool(torch.isinf(bio.crf.trans_mask).any()) and bool(torch.isinf(bio.crf.start_mask).any())
+    with pytest.raises(ValueError, match="plain tag set"):
+        transition_constraints(pos, "plain")
+    with pytest.raises(ValueError, match="not a BIO tag"):
+        transition_constraints(pos, "BIO")
+    # every path is reachable: Viterbi on emissions that favour I-X after "." picks it
+    em = torch.full((1, 2, len(pos)), -5.0)
+    em[0, 0, pos.index(".")] = 5.0
+    em[0, 1, pos.index("I-X")] = 5.0
+    assert tagger.crf.viterbi(em, torch.ones(1, 2, dtype=torch.bool))[0] == [[4, 5]]
+
+
 def test_illegal_gold_raises_and_gradients_are_finite():
     cons = transition_constraints(BIO, "BIO")
     crf = CRF(len(BIO), cons)

@@ -7,8 +7,9 @@ import pytest
 
 from transferlm.data import assets
 from transferlm.data.formats import (FormatError, LabelSet, Span, bio_to_bioes, bioes_to_bio,
-                                     read_classification, read_conll, read_examples, read_spans,
-                                     read_squad, sniff_format, write_conll)
+                                     check_tag, detect_scheme, read_classification, read_conll,
+                                     read_conllu, read_examples, read_spans, read_squad,
+                                     sniff_format, write_conll)
 from transferlm.training.metrics import entity_prf
 
 FIX = Path(__file__).parent / "fixtures"
@@ -75,6 +76,108 @@ def test_conll_errors_name_file_and_line(tmp_path):
     p = _write(tmp_path, "dev.conll", "a\tO\nb\tB-X\n\nc\tO\n\n\nd\tI-X\n")
     with pytest.raises(FormatError, match=r"dev\.conll:7: unknown tag 'I-X'"):
         read_conll(p, label_set=labels)
+
+
+# ------------------------------------------------------------------- any tag set (part of speech)
+
+BROWN = ["at", "np-tl", "nn-tl", "ppss", "ber*", ".", "``", "''", "np$", "nns", "do*", "--", "(", ")"]
+UD = ["NOUN", "VERB", "PROPN", "PUNCT", "X", "SYM"]
+PTB = ["NN", "NNP", "-LRB-", "-RRB-", "$", "#", ",", ":", "PRP$", "WP$"]
+
+
+def test_detect_scheme():
+    assert detect_scheme(["O", "B-PER", "I-PER", "B-LOC"]) == "bio"
+    assert detect_scheme(["B-X", "I-X"]) == "bio"  # no O still entity-shaped
+    assert detect_scheme(["O"]) == "bio"
+    assert detect_scheme(["O", "B-X", "I-X", "E-X", "S-X"]) == "bioes"
+    assert detect_scheme(["O", "S-X"]) == "bioes"
+    for tags in (BROWN, UD, PTB):
+        assert detect_scheme(tags) == "plain", tags
+        for t in tags:  # one such tag among entity tags makes the whole set plain
+            assert detect_scheme(["O", "B-X", "I-X", t]) == "plain", t
+    for odd in ("B-", "I", "b-x", "B_X", "BX", "E", "O-X", "U-X", "-"):
+        assert detect_scheme(["O", "B-X", odd]) == "plain", odd
+    assert check_tag("ber*", "plain") is None and check_tag("ber*", "BIO") is not None
+    assert "'ber*'" in check_tag("ber*", "bio") and "plain" in check_tag("ber*", "bio")
+
+
+def test_read_conll_pos_fixture_and_scheme_errors(tmp_path):
+    sents = read_conll(FIX / "pos_brown.conll")  # scheme detected: any tag string is read
+    assert sents.scheme == "plain" and len(sents) == 8
+    assert sents[1].tokens == ["They", "aren't", "here", "yet", "."]
+    assert sents[1].tags == ["ppss", "ber*", "rb", "rb", "."]
+    tags = {t for s in sents for t in s.tags}
+    assert {"np-tl", "``", "''", "np$", "(", ")", "--", "do*", "bedz*"} <= tags
+    assert read_conll(FIX / "tagging_bioes.conll").scheme == "bioes"
+    assert read_conll(assets.path("wnut16")).scheme == "bio"
+    # a scheme given by the caller is checked on every tag: the bad one is named with file:line
+    p = _write(tmp_path, "mixed.conll", "Paris\tB-LOC\nis\tO\n\nHe\tO\nran\tvbd\n")
+    assert read_conll(p).scheme == "plain"
+    with pytest.raises(FormatError, match=r"mixed\.conll:5: expected 'O' or B/I-<type> \(BIO\), got 'vbd'"):
+        read_conll(p, scheme="bio")
+    with pytest.raises(FormatError, match=r"pos_brown\.conll:1: .*'at'"):
+        read_conll(FIX / "pos_brown.conll", scheme="bio")
+    assert read_conll(p, scheme="plain").scheme == "plain"
+    with pytest.raises(ValueError, match="scheme"):
+        read_conll(p, scheme="iob1")
+    # PTB-style tags that look like punctuation or comments are tags, not markup
+    p = _write(tmp_path, "ptb.conll", "(\t-LRB-\n#\t#\n$\t$\n)\t-RRB-\n")
+    assert [(s.tokens, s.tags) for s in read_conll(p)] == [(["(", "#", "$", ")"], ["-LRB-", "#", "$", "-RRB-"])]
+
+
+def test_read_conllu_fixture(tmp_path):
+    sents = read_conllu(FIX / "pos_ud.conllu")
+    assert sents.scheme == "plain" and len(sents) == 3
+    # comments skipped; the multiword token "don't" (2-3) gives way to its words; empty node 6.1 skipped
+    assert sents[0].tokens == ["I", "do", "n't", "like", "cold", "weather", "."]
+    assert sents[0].tags == ["PRON", "AUX", "PART", "VERB", "ADJ", "NOUN", "PUNCT"]
+    assert sents[1].tokens == ["Mary", "went", "to", "Paris", "and", "John", "to", "London", "."]
+    assert sents[0].line == 4
+    xpos = read_conllu(FIX / "pos_ud.conllu", tag_column="xpos")
+    assert xpos[2].tags[8:11] == ["-LRB-", "$", "CD"]
+    assert read_examples(FIX / "pos_ud.conllu")[2].tokens == sents[2].tokens
+    bad = _write(tmp_path, "bad.conllu", "# c\n1\ta\ta\tDET\tDT\t_\t0\troot\t_\t_\n2\tb\tb\t_\t_\t_\t1\tdep\t_\t_\n")
+    with pytest.raises(FormatError, match=r"bad\.conllu:3: no UPOS tag"):
+        read_conllu(bad)
+    bad = _write(tmp_path, "short.conllu", "1\ta\tDET\n")
+    with pytest.raises(FormatError, match=r"short\.conllu:1: expected 10 tab-separated CoNLL-U columns, got 3"):
+        read_conllu(bad)
+    with pytest.warns(UserWarning, match="skipped 1"):
+        assert len(read_conllu(bad, skip_bad=True)) == 0
+
+
+def test_conll_extension_is_trusted_and_sniffing_any_tags(tmp_path):
+    # regression: a .conll of real POS tags was refused ("looks like tsv") because sniffing
+    # guessed from the tag's shape
+    text = (FIX / "pos_brown.conll").read_text(encoding="utf-8")
+    for ext in (".conll", ".bio", ".iob"):
+        assert sniff_format(_write(tmp_path, "brown" + ext, text)) == "conll"
+    assert sniff_format(_write(tmp_path, "weird.conll", "a,b\tc\n")) == "conll"  # trusted, not sniffed
+    # unknown extensions: tab-separated lines in blank-line separated groups are CoNLL
+    assert sniff_format(_write(tmp_path, "brown.txt", text)) == "conll"
+    assert sniff_format(_write(tmp_path, "brown", text)) == "conll"
+    assert sniff_format(_write(tmp_path, "ud.conllu", "1\ta\n")) == "conllu"
+    ud = (FIX / "pos_ud.conllu").read_text(encoding="utf-8")
+    assert sniff_format(_write(tmp_path, "ud.txt", ud)) == "conllu"
+    assert read_examples(_write(tmp_path, "b.txt", text))[1].tags[1] == "ber*"
+    # without blank-line groups a tab-separated file is still a TSV with a header
+    assert sniff_format(_write(tmp_path, "table", "a\tb\tlabel\nx\ty\t1\nz\tw\t0\n")) == "tsv"
+
+
+def test_jsonl_record_with_header_key_is_data(tmp_path):
+    # regression: the CSV header was marked in-band with a {"__header__": ...} record, so a JSON
+    # lines record with that key vanished, uncounted
+    p = _write(tmp_path, "h.jsonl", '{"text": "a", "label": "x"}\n{"__header__": ["q"], "text": "b", "label": "y"}\n'
+                                   '{"__header__": 1}\n')
+    with pytest.warns(UserWarning, match="skipped 1"):
+        ex = read_classification(p, skip_bad=True)
+    assert [(e.text, e.label) for e in ex] == [("a", "x"), ("b", "y")]
+    assert len(ex.skipped) == 1 and ex.skipped[0].line == 3
+    with pytest.raises(FormatError, match=r"h\.jsonl:3"):
+        read_classification(p)
+    # and a CSV column named __header__ is an ordinary column
+    p = _write(tmp_path, "h.csv", "__header__,text,label\n1,a,x\n2,b,y\n")
+    assert [(e.text, e.label) for e in read_classification(p)] == [("a", "x"), ("b", "y")]
 
 
 # --------------------------------------------------------------------------- classification / pairs

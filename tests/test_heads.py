@@ -9,8 +9,10 @@ from torch.nn import functional as F
 from transferlm.data import assets
 from transferlm.data.formats import LabelSet
 from transferlm.heads.classification import ClassificationHead
-from transferlm.heads.tagging import (IGNORE_INDEX, TokenTagger, align_labels, merge_windows,
-                                      pack_labelled, pool_words, window_starts, word_scores)
+from transferlm.data.collate import IGNORE_INDEX
+from transferlm.data.finetune_collate import align_labels
+from transferlm.heads.tagging import (TokenTagger, merge_windows, pack_labelled, pool_words,
+                                      window_starts, word_scores)
 from transferlm.training.metrics import accuracy, entity_prf
 
 

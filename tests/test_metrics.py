@@ -162,3 +162,45 @@ def test_squad_normalisation_and_scores():
     assert scores["exact"] == pytest.approx(100 / 3)
     assert scores["f1"] == pytest.approx(100 * (2 / 3 + 1) / 3)
     assert scores["NoAns_exact"] == 100.0 and scores["HasAns_total"] == 2
+
+
+POS_TAGS = ["at", "nn", "np-tl", "ppss", "ber*", ".", "NOUN", "-LRB-", "$"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(_pairs(POS_TAGS))
+def test_word_prf_equals_sklearn_classification_report(pairs):
+    """Plain tag sets: per-tag P/R/F1 and macro / weighted F1 over the words are scikit-learn's
+    classification_report on the flattened words (labels = gold and predicted tags)."""
+    gold = [list(g) for g, _ in pairs]
+    pred = [list(p) for _, p in pairs]
+    flat_g = [t for row in gold for t in row]
+    flat_p = [t for row in pred for t in row]
+    if not flat_g:
+        return
+    rep = M.word_prf(gold, pred)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = skm.classification_report(flat_g, flat_p, output_dict=True, zero_division=0)
+    assert sorted(rep.per_class) == sorted(k for k in ref if k not in ("accuracy", "macro avg",
+                                                                      "weighted avg", "micro avg"))
+    for tag, got in rep.per_class.items():
+        r = ref[tag]
+        assert (got.precision, got.recall, got.f1) == pytest.approx((r["precision"], r["recall"], r["f1-score"]))
+        assert got.support == r["support"]
+    for ours, name in ((rep.macro, "macro avg"), (rep.weighted, "weighted avg")):
+        r = ref[name]
+        assert (ours.precision, ours.recall, ours.f1) == pytest.approx((r["precision"], r["recall"], r["f1-score"]))
+    acc = ref.get("accuracy", ref.get("micro avg", {}).get("f1-score"))
+    assert rep.micro.f1 == pytest.approx(acc) and M.accuracy(flat_g, flat_p) == pytest.approx(acc)
+
+
+def test_word_prf_hand_example_and_errors():
+    gold = [["at", "nn", "."], ["ppss", "ber*"]]
+    pred = [["at", "jj", "."], ["ppss", "ber*"]]
+    rep = M.word_prf(gold, pred)
+    assert rep.per_class["nn"].recall == 0.0 and rep.per_class["jj"].precision == 0.0
+    assert rep.per_class["at"].f1 == 1.0 and rep.micro.f1 == pytest.approx(4 / 5)
+    assert rep.macro.f1 == pytest.approx(4 / 6)  # six tags, four of them perfect
+    with pytest.raises(ValueError, match="sentence 1"):
+        M.word_prf(gold, [pred[0], ["ppss"]])

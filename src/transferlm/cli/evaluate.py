@@ -5,7 +5,9 @@
 The model folder is one written by `transferlm finetune` (OUT or OUT/model) or any
 `Pipeline.save_pretrained`; its task decides the reader (format sniffed from the file, or
 --format) and the metrics: classify / pair: accuracy, macro / micro F1, Matthews correlation;
-tag: entity-level precision / recall / F1 (seqeval's default mode) and token accuracy; spans:
+tag: entity-level precision / recall / F1 (seqeval's default mode) and token accuracy for BIO /
+BIOES models, word accuracy, macro / weighted F1 and per-tag P/R/F1 for plain tag sets (part of
+speech; the scheme saved with the model is checked on the data); spans:
 span-level precision / recall / F1; qa: SQuAD exact match and F1 (with HasAns / NoAns for v2.0).
 A label the model does not know is an error naming the file and line.
 The LAST stdout line is one JSON object of metrics (earlier lines, if any, are for people).
@@ -19,6 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..data.formats import FORMATS
 from . import UserError
 
 
@@ -39,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="fine-tuned model folder (finetune's OUT or OUT/model)")
     p.add_argument("--data", required=True, help="data file with gold labels")
-    p.add_argument("--format", default=None, choices=["csv", "tsv", "jsonl", "conll", "spans", "squad"],
+    p.add_argument("--format", default=None, choices=FORMATS,
                    help="input format (default: from the extension and content)")
     p.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted, reported)")
     p.set_defaults(func=run)
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = load(model_folder(args.model))
     data = read_task_data(pipe.task, args.data, args.format, labels=pipe.labels or None,
-                          skip_bad=args.skip_bad)
+                          skip_bad=args.skip_bad, scheme=getattr(pipe, "scheme", None))
     if not data:
         raise UserError(f"{args.data}: no examples to evaluate")
     metrics = evaluate_examples(pipe, pipe.task, data)

@@ -4,8 +4,8 @@
     transferlm finetune --config finetune.yaml
 
 Reads the training and dev files with data/formats.py (format from --format, or sniffed from the
-extension and content: CSV / TSV (GLUE) / JSON lines for classify and pair, CoNLL for tag, span
-JSON lines for spans, SQuAD JSON for qa), builds the label set from the training data (a dev
+extension and content: CSV / TSV (GLUE) / JSON lines for classify and pair, CoNLL or CoNLL-U for
+tag, span JSON lines for spans, SQuAD JSON for qa), builds the label set from the training data (a dev
 label outside it is an error naming the file and line), trains with the shared Trainer and
 writes OUT/model (a Hugging Face-style folder: config.json with id2label, model.safetensors,
 tokenizer files, transferlm_pipeline.json), OUT/metrics.jsonl (train loss every few steps, dev
@@ -21,6 +21,8 @@ Defaults (checked on BBC News and WNUT-16 with all-MiniLM-L6-v2 by benchmarks/fi
   head lr is 1e-3), first-subword labels and decoding;  spans: 10 epochs,
   max width 8 words, head lr 1e-3;
   qa: 2 epochs, max length 384, stride 128 (BERT's SQuAD settings).
+tag takes any tag set: the scheme (bio / bioes: entities, entity F1; plain: part of speech or any
+other tags, word accuracy) is detected from the training tags or given with --scheme.
 The YAML --config mirrors the flags (`max_length: 128` is `--max-length 128`); flags given on
 the command line win; an unknown key is an error naming it.
 
@@ -33,12 +35,14 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..data.formats import FORMATS, SCHEMES, first_plain_tag
 from ..fileio import atomic_write_text
 from . import UserError
 from .config import load_dataclass_config
@@ -72,6 +76,7 @@ class FinetuneConfig:
     seed: int = 0
     pooling: str = "cls"  # classify / pair: cls | mean | concat
     head: str = "crf"  # tag: crf | softmax (WNUT-16 entity F1 0.580 vs 0.513)
+    scheme: str = ""  # tag: bio | bioes | plain; "" = detected from the training tags
     label_all_subwords: bool = False  # tag: train every subword (BIO) instead of the first
     aggregation: str = "first"  # tag: first | mean | max subword scores per word at decoding
     stride: int | None = None  # window overlap in subwords; tag: max_length // 4, qa: max_length // 3
@@ -85,6 +90,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.task and self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if self.scheme and self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {self.scheme!r}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", default=None, help="training file")
     p.add_argument("--dev", default=None, help="dev file, scored every epoch")
     p.add_argument("--out", default=None, help="output folder")
-    p.add_argument("--format", default=None, choices=["csv", "tsv", "jsonl", "conll", "spans", "squad"],
+    p.add_argument("--format", default=None, choices=FORMATS,
                    help="input format (default: from the extension and content)")
     p.add_argument("--epochs", type=float, default=None, help="passes over the training data (default: per task)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-4)")
@@ -120,6 +127,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pooling", choices=["cls", "mean", "concat"], default=None,
                    help="classify/pair: [CLS] pooler (default; loads in transformers), mean, or ULMFiT concat")
     p.add_argument("--head", choices=["softmax", "crf"], default=None, help="tag: CRF (default; 0.580 vs 0.513 entity F1 on WNUT-16) or softmax (loads in transformers' AutoModelForTokenClassification)")
+    p.add_argument("--scheme", choices=SCHEMES, default=None,
+                   help="tag: bio / bioes (entities: CRF constraints, entity F1) or plain (part of "
+                        "speech, any tags: word accuracy); default: detected from the training tags")
     p.add_argument("--label-all-subwords", action="store_true", default=None,
                    help="tag: train on every subword (BIO) instead of the first of each word")
     p.add_argument("--aggregation", choices=["first", "mean", "max"], default=None,
@@ -142,15 +152,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def read_task_data(task: str, path: str | Path, fmt: str | None = None, labels: list[str] | None = None,
-                   skip_bad: bool = False):
-    """Examples of a task's file; with `labels`, a label outside them is an error (file:line)."""
+                   skip_bad: bool = False, scheme: str | None = None):
+    """Examples of a task's file; with `labels`, a label outside them is an error (file:line).
+    tag: `scheme` None detects it from the file's tags (the result's `.scheme`); a given scheme
+    is checked on every tag (a non-BIO tag under "bio" is an error naming file:line)."""
     from ..data import formats
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     fmt = fmt or formats.sniff_format(path)
-    expect = {"classify": ("csv", "tsv", "jsonl"), "pair": ("csv", "tsv", "jsonl"), "tag": ("conll",),
+    expect = {"classify": ("csv", "tsv", "jsonl"), "pair": ("csv", "tsv", "jsonl"), "tag": ("conll", "conllu"),
               "spans": ("spans",), "qa": ("squad",)}[task]
     if fmt not in expect:
         raise UserError(f"{path}: the {task} task reads {' / '.join(expect)} files, but this looks like "
@@ -160,10 +172,20 @@ def read_task_data(task: str, path: str | Path, fmt: str | None = None, labels: 
         return formats.read_classification(path, fmt=fmt, pairs=task == "pair", label_set=label_set,
                                            skip_bad=skip_bad)
     if task == "tag":
-        probe = formats.read_conll(path, scheme=None, skip_bad=True)
-        tags = {t for s in probe for t in s.tags}
-        scheme = "BIOES" if any(t[:2] in ("E-", "S-") for t in tags) else "BIO"
-        return formats.read_conll(path, scheme=scheme, label_set=label_set, skip_bad=skip_bad)
+        reader = formats.read_conllu if fmt == "conllu" else formats.read_conll
+        # a plain tag set is open (472 Brown tags, rare ones absent from a training sample): a tag
+        # the model does not know is counted and reported, and scored as an error, not refused
+        plain = scheme == "plain"
+        ex = reader(path, scheme=scheme or None, label_set=None if plain else label_set,
+                    skip_bad=skip_bad)
+        if plain and label_set is not None:
+            unseen = Counter(t for s in ex for t in s.tags if t not in label_set)
+            if unseen:
+                top = ", ".join(f"{t!r} x{n}" for t, n in unseen.most_common(5))
+                print(f"{path}: {sum(unseen.values())} words carry {len(unseen)} tags the model "
+                      f"does not know ({top}{', ...' if len(unseen) > 5 else ''}); they count as "
+                      f"errors", file=sys.stderr)
+        return ex
     if task == "spans":
         return formats.read_spans(path, label_set=label_set, skip_bad=skip_bad)
     return formats.read_squad(path, skip_bad=skip_bad)
@@ -181,13 +203,15 @@ def task_labels(task: str, examples) -> list[str]:
     return []
 
 
-def evaluate_examples(pipe, task: str, examples) -> dict[str, float]:
-    """The task's metrics of a pipeline on examples read by `read_task_data`."""
+def evaluate_examples(pipe, task: str, examples) -> dict[str, Any]:
+    """The task's metrics of a pipeline on examples read by `read_task_data` (tag, plain tags:
+    with "per_tag" P/R/F1)."""
     if task in ("classify", "pair"):
         pairs = [e.text_b for e in examples] if task == "pair" else None
         return pipe.evaluate([e.text for e in examples], [e.label for e in examples], pairs=pairs)
     if task == "tag":
-        return pipe.evaluate([s.tokens for s in examples], [s.tags for s in examples])
+        return pipe.evaluate([s.tokens for s in examples], [s.tags for s in examples],
+                             per_tag=pipe.scheme == "plain")
     if task == "spans":
         return pipe.evaluate([e.tokens for e in examples], [e.spans for e in examples])
     return pipe.evaluate(examples)
@@ -196,7 +220,7 @@ def evaluate_examples(pipe, task: str, examples) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------- run
 
 
-def build_pipeline(cfg: FinetuneConfig, labels: list[str]):
+def build_pipeline(cfg: FinetuneConfig, labels: list[str], scheme: str | None = None):
     from ..pipelines import QuestionAnswerer, SpanTagger, Tagger, TextClassifier
 
     epochs, max_length = TASK_DEFAULTS[cfg.task]
@@ -207,7 +231,7 @@ def build_pipeline(cfg: FinetuneConfig, labels: list[str]):
     if cfg.task == "tag":
         return Tagger.new(cfg.model, labels=labels, seed=cfg.seed, head=cfg.head, max_length=ml,
                           label_all_subwords=cfg.label_all_subwords, aggregation=cfg.aggregation,
-                          stride=cfg.stride)
+                          stride=cfg.stride, scheme=scheme or cfg.scheme or None)
     if cfg.task == "spans":
         return SpanTagger.new(cfg.model, labels=labels, seed=cfg.seed, max_width=cfg.max_width,
                               span_pooling=cfg.span_pooling, max_length=ml)
@@ -220,15 +244,23 @@ def run(args: argparse.Namespace) -> int:
     for need in ("task", "train", "out"):
         if not getattr(cfg, need):
             raise UserError(f"give --{need} (or `{need}:` in the config)")
-    train = read_task_data(cfg.task, cfg.train, cfg.format or None, skip_bad=cfg.skip_bad)
+    train = read_task_data(cfg.task, cfg.train, cfg.format or None, skip_bad=cfg.skip_bad,
+                           scheme=cfg.scheme or None)
     if not train:
         raise UserError(f"{cfg.train}: no training examples")
     labels = task_labels(cfg.task, train)
+    scheme = getattr(train, "scheme", None) if cfg.task == "tag" else None
+    if scheme is not None and not cfg.scheme:
+        why = ""
+        if scheme == "plain":
+            why = f": {first_plain_tag(labels)!r} is not O / B-X / I-X / E-X / S-X"
+        print(f"tag scheme {scheme} (detected from the training tags{why}; --scheme overrides)",
+              file=sys.stderr)
     dev = None
     if cfg.dev:
         dev = read_task_data(cfg.task, cfg.dev, cfg.format or None, labels=labels or None,
-                             skip_bad=cfg.skip_bad)
-    pipe = build_pipeline(cfg, labels)
+                             skip_bad=cfg.skip_bad, scheme=scheme)
+    pipe = build_pipeline(cfg, labels, scheme)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "finetune_config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))

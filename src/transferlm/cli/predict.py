@@ -7,6 +7,9 @@ What each task reads and writes (input keys not listed are ignored; "id" is copi
   pair       {"text", "text_b"}          -> {"label", "score"}  (text_a / sentence1 / sentence2 too)
   tag        {"text"}                    -> {"entities": [{"label", "text", "start", "end", "score"}]}
              {"tokens": [...]}           -> {"tags", "entities"} (start / end: token indices)
+   plain tags (part of speech):
+             {"text"}                    -> {"words": [{"tag", "text", "start", "end", "score"}]}
+             {"tokens": [...]}           -> {"tags", "scores"} (one per token; no entities)
   spans      {"text"} or {"tokens"}      -> {"entities": [...]} (nested and overlapping)
   qa         {"question", "context"}     -> {"answer", "start", "end", "score"} ("" / -1: no answer)
 Character offsets are into the input text (end exclusive). A line that is not a JSON object with
@@ -84,13 +87,16 @@ def predict(pipe, requests: list[dict], batch_size: int = 32) -> list[dict]:
         txt_idx = [i for i, r in enumerate(requests) if r.get("tokens") is None]
         if tok_idx:
             got = pipe.predict_tokens([requests[i]["tokens"] for i in tok_idx], batch_size=batch_size)
+            plain = task == "tag" and pipe.scheme == "plain"
             for i, g in zip(tok_idx, got):
-                res[i] = ({"tags": g["tags"], "entities": g["entities"]} if task == "tag"
+                res[i] = ({"tags": g["tags"], "scores": g["scores"]} if plain
+                          else {"tags": g["tags"], "entities": g["entities"]} if task == "tag"
                           else {"entities": g})
         if txt_idx:
             got = pipe.predict([requests[i]["text"] for i in txt_idx], batch_size=batch_size)
+            key = "words" if task == "tag" and pipe.scheme == "plain" else "entities"
             for i, g in zip(txt_idx, got):
-                res[i] = {"entities": g}
+                res[i] = {key: g}
         return res
     return pipe.predict([{"question": r["question"], "context": r["context"]} for r in requests],
                         batch_size=batch_size)

@@ -6,10 +6,13 @@ What this file does:
   character offsets of the words in the joined text. The words are joined with single spaces and
   every subword is mapped to a word by its character offset, so the tokenizer's own
   pre-tokenisation (which splits "#tag" into "#", "tag") never changes the word count;
-- `align_window_labels`: word labels -> subword labels for one window (heads/tagging.py's
-  `align_labels`, the one alignment implementation), with a window that starts inside an entity
-  made to start it (I-X -> B-X) and, in BIOES, one that ends inside an entity made to end it
-  (B-X -> S-X, I-X -> E-X), so a window is a valid tag sequence on its own;
+- `align_labels`: word-level label ids -> subword-level label ids from a tokenizer's `word_ids`
+  (None for special tokens); every subword labelled, or only the first (others -100): the one
+  alignment implementation (heads/ and pipelines/ import it from here);
+- `align_window_labels`: word labels -> subword labels for one window, with, for entity tags
+  (BIO / BIOES), a window that starts inside an entity made to start it (I-X -> B-X) and, in
+  BIOES, one that ends inside an entity made to end it (B-X -> S-X, I-X -> E-X), so a window is a
+  valid tag sequence on its own; plain tag sets (part of speech, any other) are aligned as they are;
 - `word_spans`: a raw text -> words with character offsets (for `Tagger.predict(texts)`);
 - `BucketedBatches`: a dataset whose items are whole batches of examples of similar length
   (re-drawn every epoch from a seeded permutation: chunks of `bucket_factor` batches are sorted
@@ -28,10 +31,10 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from ..heads.tagging import IGNORE_INDEX, align_labels
-from .collate import pad_examples
+from .collate import IGNORE_INDEX, pad_examples
+from .formats import detect_scheme, normalize_scheme
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,27 +96,68 @@ def encode_words(tokenizer, words: Sequence[str], max_length: int, stride: int =
     raise ValueError(f"words {empty[:5]} of {words[:20]} give no subword even as {unk!r}")
 
 
-def align_window_labels(word_ids: Sequence[int | None], word_labels: Sequence[int],
-                        label_names: Sequence[str], label_all_subwords: bool = False) -> list[int]:
-    """Subword label ids of one window (see heads.tagging.align_labels).
+def word_id_list(word_ids) -> list[int | None]:
+    """word_ids as a list with None for "no word": accepts a tensor row (anything with `tolist`),
+    and negative ids (the collator pads word_ids with -1) as None."""
+    if hasattr(word_ids, "tolist"):
+        word_ids = word_ids.tolist()
+    return [None if w is None or w < 0 else int(w) for w in word_ids]
 
-    A window that starts inside an entity (its first labelled subword carries I-X or E-X) gets
-    B-X there (S-X for an E-X in BIOES); in BIOES a window whose last labelled subword carries
-    B-X / I-X gets S-X / E-X, so that the window is a well-formed tag sequence by itself.
-    With label_all_subwords the later subwords of a B-X word get I-X (BIO only).
+
+def align_labels(word_ids: Sequence[int | None], word_labels: Sequence[int], *,
+                 label_all_subwords: bool = False,
+                 continuation: Mapping[int, int] | None = None) -> list[int]:
+    """Subword label ids for one sequence.
+
+    word_ids[t] is the index (into word_labels) of the word token t came from, None (or a
+    negative number) for special tokens and padding. The first subword of a word gets the word's
+    label. The others get -100 (label_all_subwords=False) or the word's label again; with
+    `continuation` (e.g. the id of B-X -> the id of I-X) the later subwords of a word get the
+    mapped label so that the subword sequence is itself valid BIO.
     """
+    out: list[int] = []
+    prev: int | None = None
+    for t, w in enumerate(word_id_list(word_ids)):
+        if w is None:
+            out.append(IGNORE_INDEX)
+        elif w != prev:
+            if not 0 <= w < len(word_labels):
+                raise ValueError(f"token {t} points at word {w}, but there are {len(word_labels)} words")
+            out.append(int(word_labels[w]))
+        elif label_all_subwords:
+            lab = int(word_labels[w])
+            out.append(continuation.get(lab, lab) if continuation else lab)
+        else:
+            out.append(IGNORE_INDEX)
+        prev = w
+    return out
+
+
+def align_window_labels(word_ids: Sequence[int | None], word_labels: Sequence[int],
+                        label_names: Sequence[str], label_all_subwords: bool = False,
+                        scheme: str | None = None) -> list[int]:
+    """Subword label ids of one window (see `align_labels`).
+
+    scheme: "bio", "bioes" or "plain"; None detects it from `label_names` (data/formats.py's
+    `detect_scheme`). For entity tags, a window that starts inside an entity (its first labelled
+    subword carries I-X or E-X) gets B-X there (S-X for an E-X in BIOES); in BIOES a window whose
+    last labelled subword carries B-X / I-X gets S-X / E-X, so that the window is a well-formed
+    tag sequence by itself. With label_all_subwords the later subwords of a B-X word get I-X
+    (BIO), or the word's own tag (plain). Plain tags are never rewritten.
+    """
+    scheme = detect_scheme(label_names) if scheme is None else normalize_scheme(scheme)
     index = {lab: i for i, lab in enumerate(label_names)}
     continuation = None
-    if label_all_subwords:
-        if any(lab[:2] in ("E-", "S-") for lab in label_names):
-            raise ValueError("label_all_subwords needs BIO tags (a BIOES word's later subwords "
-                             "have no single well-formed tag); use first-subword labels")
+    if label_all_subwords and scheme == "bioes":
+        raise ValueError("label_all_subwords needs BIO tags (a BIOES word's later subwords "
+                         "have no single well-formed tag); use first-subword labels")
+    if label_all_subwords and scheme == "bio":
         continuation = {i: index.get("I-" + lab[2:], i) for i, lab in enumerate(label_names)
                         if lab.startswith("B-")}
     out = align_labels(word_ids, word_labels, label_all_subwords=label_all_subwords,
                        continuation=continuation)
     labelled = [t for t, v in enumerate(out) if v != IGNORE_INDEX]
-    if labelled:
+    if labelled and scheme != "plain":
         first, last = labelled[0], labelled[-1]
         name = label_names[out[first]]
         if name[:2] in ("I-", "E-"):
@@ -121,8 +165,7 @@ def align_window_labels(word_ids: Sequence[int | None], word_labels: Sequence[in
             if fix in index:
                 out[first] = index[fix]
         name = label_names[out[last]]
-        bioes = any(lab[:2] in ("E-", "S-") for lab in label_names)
-        if bioes and name[:2] in ("B-", "I-"):  # a window cut inside an entity: close it there
+        if scheme == "bioes" and name[:2] in ("B-", "I-"):  # a window cut inside an entity: close it
             fix = ("S-" if name[0] == "B" else "E-") + name[2:]
             if fix in index:
                 out[last] = index[fix]

@@ -5,20 +5,25 @@ What this file does:
   lines with a text (and optional second text) and a label -> `TextExample`s;
 - `read_conll`: CoNLL tagging files (`token<TAB>tag` or space separated, extra middle columns
   allowed, the tag is the last column; a blank line between sentences; `-DOCSTART-` lines
-  skipped; BIO or BIOES tags checked) -> `TaggedSentence`s; `bio_to_bioes` / `bioes_to_bio`;
+  skipped) of any tag set -> `TaggedSentence`s; the tag scheme (`detect_scheme`: "bio", "bioes"
+  or "plain" for part-of-speech and any other tags) is detected from the file's tags, or given
+  and then checked on every line; `bio_to_bioes` / `bioes_to_bio`;
+- `read_conllu`: CoNLL-U (Universal Dependencies: 10 columns, `#` comments, multiword-token
+  ranges `1-2` and empty nodes `1.1` skipped) -> FORM (column 2) and UPOS (column 4, or XPOS);
 - `read_spans`: span JSON lines `{"tokens": [...], "spans": [{"start": i, "end": j, "label": L}]}`
   where `end` is EXCLUSIVE (the span is tokens[start:end], Python slice convention); spans may
   nest and overlap -> `SpanExample`s;
 - `read_squad`: SQuAD v1.1 / v2.0 JSON (character offsets checked against the context,
   `is_impossible`) -> `QAExample`s;
 - `LabelSet`: label <-> id, built from training data, saved / loaded as JSON (atomically);
-- `sniff_format` / `read_examples`: pick the reader from the file's extension and content.
+- `sniff_format` / `read_examples`: pick the reader from the file's extension (trusted when it
+  names a format) and, for other extensions, the content.
 
 Errors: bad input raises `FormatError` naming the file, the (1-based) line and what was
 expected. With `skip_bad=True` the bad record is skipped instead, recorded in the returned
 `Examples.skipped` list and reported once as a warning: nothing is silently dropped.
 
-What it does not: no tokenisation, no subword alignment (see heads/tagging.py), no batching,
+What it does not: no tokenisation, no subword alignment (data/finetune_collate.py), no batching,
 and no network; texts are read as UTF-8.
 """
 
@@ -30,7 +35,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..fileio import atomic_write_text
 
@@ -57,6 +62,7 @@ class Examples(list):
         super().__init__(items)
         self.source = source
         self.skipped: list[Skipped] = skipped or []
+        self.scheme: str | None = None  # tagging files: "bio", "bioes" or "plain"
 
 
 class _Collector:
@@ -197,8 +203,12 @@ def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str],
     return None
 
 
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line, record, error) for each record of a csv / tsv / jsonl file; header consumed."""
+def _rows(path: Path, fmt: str, on_header: Callable[[list[str]], None] | None = None
+          ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line, record, error) for each record of a csv / tsv / jsonl file.
+
+    A CSV / TSV header row is passed to `on_header` (once, before the first record) and is not
+    a record itself: every yielded record is data, whatever its keys."""
     with open(path, encoding="utf-8", newline="") as f:
         if fmt == "jsonl":
             for lineno, raw in enumerate(f, 1):
@@ -230,7 +240,8 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, st
                 continue
             if header is None:
                 header = [c.strip() for c in row]
-                yield 0, {"__header__": header}, None
+                if on_header is not None:
+                    on_header(header)
                 continue
             if len(row) != len(header):
                 yield lineno, None, f"expected {len(header)} fields ({', '.join(header)}), got {len(row)}"
@@ -259,16 +270,16 @@ def read_classification(path: str | os.PathLike, *, fmt: str | None = None,
     col = _Collector(path, skip_bad)
     out: list[TextExample] = []
     cols: tuple[str | None, str | None, str | None] | None = None
-    for lineno, rec, err in _rows(path, fmt):
+
+    def header(names: list[str]) -> None:
+        nonlocal cols
+        cols = _columns(names, path, text_column, text_b_column, label_column, pairs, require_label)
+
+    for lineno, rec, err in _rows(path, fmt, on_header=header):
         if err is not None:
             col.bad(lineno, err)
             continue
         assert rec is not None
-        if "__header__" in rec:
-            header = rec["__header__"]
-            cols = _columns(header, path, text_column, text_b_column, label_column, pairs,
-                            require_label)
-            continue
         if fmt == "jsonl":
             try:
                 tc, bc, lc = _columns(list(rec), path, text_column, text_b_column, label_column,
@@ -346,31 +357,86 @@ class TaggedSentence:
     line: int = 0  # line of the first token
 
 
-def check_tag(tag: str, scheme: str) -> str | None:
-    """None if `tag` is a valid BIO / BIOES tag, else what is wrong with it."""
+SCHEMES = ("bio", "bioes", "plain")  # entity tags (IOB2), entity tags with E-/S-, any tag set
+
+
+def normalize_scheme(scheme: str) -> str:
+    """"bio" / "bioes" / "plain" from any case ("BIO", "BIOES" are the spellings of the entity
+    metrics and the CRF constraints)."""
+    s = str(scheme).lower()
+    if s not in SCHEMES:
+        raise ValueError(f"tag scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    return s
+
+
+def _entity_prefix(tag: str) -> str | None:
+    """"O", or the B/I/E/S prefix of a B-X / I-X / E-X / S-X tag (X non-empty), else None."""
     if tag == "O":
-        return None
-    prefixes = {"BIO": "BI", "BIOES": "BIES"}[scheme]
-    if len(tag) < 3 or tag[1] != "-" or tag[0] not in prefixes:
-        return f"expected 'O' or {'/'.join(prefixes)}-<type> ({scheme}), got {tag!r}"
+        return "O"
+    if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIES":
+        return tag[0]
     return None
 
 
-def read_conll(path: str | os.PathLike, *, scheme: str | None = "BIO",
+def detect_scheme(tags: Iterable[str]) -> str:
+    """The tag scheme of a tag set: "bio" if every tag is O, B-X or I-X; "bioes" if every tag is
+    O, B-X, I-X, E-X or S-X and one is E-X or S-X; else "plain" (part-of-speech tags such as
+    Brown's `ppss`, `ber*`, `.`, `np-tl`, UD's `NOUN`, the PTB's `NN`, `-LRB-`, `$`: any tag not
+    of the entity shape makes the whole set plain)."""
+    prefixes = set()
+    for t in tags:
+        p = _entity_prefix(t)
+        if p is None:
+            return "plain"
+        prefixes.add(p)
+    return "bioes" if prefixes & {"E", "S"} else "bio"
+
+
+def first_plain_tag(tags: Iterable[str]) -> str | None:
+    """The first tag that is not of the entity shape (what makes a tag set plain), or None."""
+    return next((t for t in tags if _entity_prefix(t) is None), None)
+
+
+def check_tag(tag: str, scheme: str) -> str | None:
+    """None if `tag` is a valid tag of `scheme` (any tag is valid in "plain"), else what is wrong."""
+    scheme = normalize_scheme(scheme)
+    if scheme == "plain" or tag == "O":
+        return None
+    name = scheme.upper()
+    prefixes = {"BIO": "BI", "BIOES": "BIES"}[name]
+    if len(tag) < 3 or tag[1] != "-" or tag[0] not in prefixes:
+        return (f"expected 'O' or {'/'.join(prefixes)}-<type> ({name}), got {tag!r} (a "
+                f"part-of-speech or other tag set is scheme 'plain')")
+    return None
+
+
+def _finish_tagged(col: "_Collector", out: list[TaggedSentence], scheme: str | None,
+                   first_line: dict[str, int]) -> Examples:
+    """The Examples of a tagging file, with `.scheme` detected from its tags when not given."""
+    ex = col.finish(out)
+    if scheme is None:
+        scheme = detect_scheme(first_line)
+    ex.scheme = scheme
+    return ex
+
+
+def read_conll(path: str | os.PathLike, *, scheme: str | None = None,
                label_set: LabelSet | None = None, skip_bad: bool = False) -> Examples:
     """CoNLL-style tagging data: one `token<TAB>tag` (or `token tag`, or `token ... tag`) per line.
 
-    A blank line ends a sentence; `-DOCSTART-` lines are skipped. scheme "BIO" or "BIOES" checks
-    every tag's form (None: any tag string). With skip_bad a bad line drops its whole sentence
-    (one skip, recorded at the bad line).
+    A blank line ends a sentence; `-DOCSTART-` lines are skipped. Any tag string is read.
+    scheme: None detects it from the file's tags (`detect_scheme`; the result is the returned
+    `Examples.scheme`); "bio" / "bioes" check every tag's form (a bad one is an error at its
+    line); "plain" takes any tag. With skip_bad a bad line drops its whole sentence (one skip,
+    recorded at the bad line).
     """
     path = Path(path)
-    if scheme not in (None, "BIO", "BIOES"):
-        raise ValueError(f"scheme must be BIO, BIOES or None, not {scheme!r}")
+    scheme = None if scheme is None else normalize_scheme(scheme)
     col = _Collector(path, skip_bad)
     out: list[TaggedSentence] = []
     toks: list[str] = []
     tags: list[str] = []
+    seen: dict[str, int] = {}  # tag -> first line
     start = 0
     bad = False
 
@@ -409,8 +475,84 @@ def read_conll(path: str | os.PathLike, *, scheme: str | None = "BIO",
                 start = lineno
             toks.append(token)
             tags.append(tag)
+            seen.setdefault(tag, lineno)
     flush()
-    return col.finish(out)
+    return _finish_tagged(col, out, scheme, seen)
+
+
+CONLLU_COLUMNS = {"upos": 3, "xpos": 4}  # 0-based: ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC
+
+
+def read_conllu(path: str | os.PathLike, *, tag_column: str = "upos", scheme: str | None = None,
+                label_set: LabelSet | None = None, skip_bad: bool = False) -> Examples:
+    """CoNLL-U (Universal Dependencies): 10 tab-separated columns per word, `#` comment lines,
+    a blank line after each sentence. Words are FORM (column 2), tags UPOS (column 4, the
+    default) or XPOS (column 5, `tag_column="xpos"`). Multiword-token ranges (ID `1-2`) and
+    empty nodes (ID `1.1`) are skipped: the syntactic words carry the tags. A word whose tag is
+    `_` (not annotated) is a bad record. scheme / label_set / skip_bad as in `read_conll`.
+    """
+    path = Path(path)
+    if tag_column not in CONLLU_COLUMNS:
+        raise ValueError(f"tag_column must be one of {sorted(CONLLU_COLUMNS)}, not {tag_column!r}")
+    tc = CONLLU_COLUMNS[tag_column]
+    scheme = None if scheme is None else normalize_scheme(scheme)
+    col = _Collector(path, skip_bad)
+    out: list[TaggedSentence] = []
+    toks: list[str] = []
+    tags: list[str] = []
+    seen: dict[str, int] = {}
+    start = 0
+    bad = False
+
+    def flush() -> None:
+        nonlocal toks, tags, bad
+        if toks and not bad:
+            out.append(TaggedSentence(toks, tags, start))
+        toks, tags, bad = [], [], False
+
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                flush()
+                continue
+            if line.startswith("#") or bad:
+                continue
+            parts = line.split("\t")
+            if len(parts) != 10:
+                col.bad(lineno, f"expected 10 tab-separated CoNLL-U columns, got {len(parts)}: {line[:80]!r}")
+                bad = True
+                continue
+            wid = parts[0]
+            if "-" in wid or "." in wid:  # multiword token range / empty node
+                continue
+            if not wid.isdigit():
+                col.bad(lineno, f"expected a word ID (1, 2, ...; or a range 1-2 / empty node 1.1), got {wid!r}")
+                bad = True
+                continue
+            token, tag = parts[1], parts[tc]
+            problem = None
+            if not token:
+                problem = "empty FORM (column 2)"
+            elif tag in ("", "_"):
+                other = "xpos" if tag_column == "upos" else "upos"
+                problem = (f"no {tag_column.upper()} tag (column {tc + 1} is {tag!r}); "
+                           f"read the {other.upper()} column instead (tag_column={other!r})")
+            elif scheme:
+                problem = check_tag(tag, scheme)
+            if problem is None and label_set is not None and tag not in label_set:
+                problem = f"unknown tag {tag!r}; expected one of {label_set.labels}"
+            if problem is not None:
+                col.bad(lineno, problem)
+                bad = True
+                continue
+            if not toks:
+                start = lineno
+            toks.append(token)
+            tags.append(tag)
+            seen.setdefault(tag, lineno)
+    flush()
+    return _finish_tagged(col, out, scheme, seen)
 
 
 def bio_to_bioes(tags: Sequence[str]) -> list[str]:
@@ -645,16 +787,24 @@ def _qa_example(qa: Any, context: str, title: str, where: str, lines: dict[str, 
 # ----------------------------------------------------------------------------------------------
 # sniffing and dispatch
 
-FORMATS = ("csv", "tsv", "jsonl", "spans", "conll", "squad")
+FORMATS = ("csv", "tsv", "jsonl", "spans", "conll", "conllu", "squad")
+# Extensions that name a tagging format: trusted, never second-guessed from the tags' shape
+# (part-of-speech tags such as `ppss`, `ber*`, `.` look like nothing in particular).
+CONLL_EXTENSIONS = (".conll", ".bio", ".iob", ".iob2", ".bioes")
+CONLLU_EXTENSIONS = (".conllu",)
 
 
 def sniff_format(path: str | os.PathLike) -> str:
-    """One of FORMATS, from the extension and the first non-blank line(s).
+    """One of FORMATS, from the extension and, for other extensions, the first lines.
 
-    .csv -> csv, .tsv -> tsv; .jsonl/.json: a JSON lines file whose first record has "tokens" and
-    "spans" -> spans, other JSON lines -> jsonl, a single JSON object with "data" -> squad;
-    .conll/.bio/.iob/.txt and unknown extensions: 2+ columns whose last looks like a tag -> conll,
-    a tab-separated header -> tsv, a comma-separated header -> csv.
+    Trusted extensions: .csv -> csv, .tsv -> tsv, .conll/.bio/.iob/.iob2/.bioes -> conll,
+    .conllu -> conllu; .jsonl/.json: a JSON lines file whose first record has "tokens" and
+    "spans" -> spans, other JSON lines -> jsonl, a single JSON object with "data" -> squad.
+    Any other extension (.txt, none): lines of 10 tab-separated columns with numeric IDs (and
+    `#` comments) -> conllu; lines of 2+ tab-separated columns in blank-line separated groups
+    -> conll, whatever the tags look like; without a blank line, 2+ columns whose last looks
+    like an entity tag (O, B-X, ...) -> conll; else a tab-separated header -> tsv, a
+    comma-separated header -> csv.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -662,9 +812,16 @@ def sniff_format(path: str | os.PathLike) -> str:
         return "csv"
     if ext == ".tsv":
         return "tsv"
+    if ext in CONLL_EXTENSIONS:
+        return "conll"
+    if ext in CONLLU_EXTENSIONS:
+        return "conllu"
     with open(path, encoding="utf-8") as f:
         head = f.read(65536)
-    lines = [ln for ln in head.splitlines() if ln.strip()]
+    all_lines = head.splitlines()
+    if len(head) == 65536 and len(all_lines) > 1:
+        all_lines = all_lines[:-1]  # the last line may be cut
+    lines = [ln for ln in all_lines if ln.strip()]
     if not lines:
         raise FormatError(path, None, "the file is empty; cannot tell its format")
     first = lines[0].strip()
@@ -682,7 +839,16 @@ def sniff_format(path: str | os.PathLike) -> str:
         if first.startswith("{") and ext != ".jsonl":
             return "squad"  # a pretty-printed single JSON object
         raise FormatError(path, 1, "expected JSON lines or a SQuAD JSON object")
-    sample = [ln for ln in lines[:20] if not ln.startswith("-DOCSTART-")]
+    sample = [ln for ln in lines[:200] if not ln.startswith("-DOCSTART-")]
+    words = [ln for ln in sample if not ln.startswith("#")]
+    if words and all(_looks_conllu(ln) for ln in words):
+        return "conllu"
+    # blank-line groups: a blank line between two non-blank ones within the sample
+    first_i = next(i for i, ln in enumerate(all_lines) if ln.strip())
+    last_i = max(i for i, ln in enumerate(all_lines) if ln.strip())
+    grouped = any(not ln.strip() for ln in all_lines[first_i:last_i + 1])
+    if sample and grouped and all(len(ln.split("\t")) >= 2 for ln in sample):
+        return "conll"
     if sample and all(_looks_conll(ln) for ln in sample):
         return "conll"
     if "\t" in first:
@@ -691,6 +857,11 @@ def sniff_format(path: str | os.PathLike) -> str:
         return "csv"
     raise FormatError(path, 1, f"cannot tell the format of {path.name} from its extension or its "
                                f"first line {first[:80]!r}")
+
+
+def _looks_conllu(line: str) -> bool:
+    parts = line.split("\t")
+    return len(parts) == 10 and parts[0].replace("-", "").replace(".", "").isdigit()
 
 
 def _looks_conll(line: str) -> bool:
@@ -708,6 +879,8 @@ def read_examples(path: str | os.PathLike, fmt: str | None = None, **kwargs) -> 
         return read_classification(path, fmt=fmt, **kwargs)
     if fmt == "conll":
         return read_conll(path, **kwargs)
+    if fmt == "conllu":
+        return read_conllu(path, **kwargs)
     if fmt == "spans":
         return read_spans(path, **kwargs)
     if fmt == "squad":

@@ -5,15 +5,14 @@ subword alignment, windows), crf.py (linear-chain CRF), spans.py (span enumerati
 classification), qa.py (extractive QA: start / end logits, no-answer, window merging).
 """
 
-from transferlm.heads.classification import ClassificationHead
-from transferlm.heads.crf import CRF, transition_constraints
-from transferlm.heads.qa import QAHead, QAPrediction, QAWindow, best_spans, predict_answer
-from transferlm.heads.spans import SpanClassifier, calibrate_threshold, enumerate_spans
-from transferlm.heads.tagging import (CRFTagger, TokenTagger, align_labels, merge_windows, pool_words,
-                                      word_scores)
+from .classification import ClassificationHead
+from .crf import CRF, transition_constraints
+from .qa import QAHead, QAPrediction, QAWindow, best_spans, predict_answer
+from .spans import SpanClassifier, calibrate_threshold, enumerate_spans
+from .tagging import CRFTagger, TokenTagger, merge_windows, pool_words, word_scores
 
 __all__ = [
     "ClassificationHead", "CRF", "transition_constraints", "QAHead", "QAPrediction", "QAWindow",
     "best_spans", "predict_answer", "SpanClassifier", "calibrate_threshold", "enumerate_spans",
-    "CRFTagger", "TokenTagger", "align_labels", "merge_windows", "pool_words", "word_scores",
+    "CRFTagger", "TokenTagger", "merge_windows", "pool_words", "word_scores",
 ]

@@ -10,6 +10,8 @@ with log Z from the forward algorithm in log space; decoding is Viterbi. Padding
 
 Transition constraints (e.g. BIO: I-X only after B-X or I-X) are masks added as -inf to the
 transition, start and end scores, so an illegal sequence has probability 0 and is never decoded.
+Only entity schemes (BIO, BIOES) have them; a plain tag set (part of speech) leaves every
+transition to be learned.
 
 What it does not: no subword handling (feed it one position per word; see tagging.py), no
 higher-order or semi-Markov CRFs.
@@ -26,13 +28,17 @@ from torch import Tensor, nn
 def transition_constraints(labels: Sequence[str], scheme: str = "BIO") -> tuple[Tensor, Tensor, Tensor]:
     """Which starts, transitions and ends are legal for a BIO or BIOES tag set.
 
+    scheme: "BIO" or "BIOES" (any case). A plain tag set (part of speech, ...) has no constraints:
+    build the CRF with `constraints=None` instead.
     Returns boolean (K,) start, (K, K) transition [from, to] and (K,) end masks.
     BIO: I-X only after B-X or I-X, and not first.
     BIOES: B-X and I-X are followed by I-X or E-X; O, E-* and S-* by O, B-* or S-*; a sequence
     starts with O, B-* or S-* and ends with O, E-* or S-*.
     """
-    if scheme not in ("BIO", "BIOES"):
-        raise ValueError(f"scheme must be BIO or BIOES, not {scheme!r}")
+    if str(scheme).upper() not in ("BIO", "BIOES"):
+        raise ValueError(f"scheme must be BIO or BIOES, not {scheme!r} (a plain tag set has no "
+                         f"transition constraints: CRF(num_tags) without them)")
+    scheme = scheme.upper()
     parsed = []
     for lab in labels:
         if lab == "O":

@@ -27,7 +27,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-IGNORE_INDEX = -100
+from ..data.collate import IGNORE_INDEX
+
 NULL = 0  # the "no entity" class; label id k is class k + 1
 
 

@@ -1,8 +1,6 @@
 """Sequence tagging heads and the word <-> subword bookkeeping they need.
 
 What this file does:
-- `align_labels`: word-level label ids -> subword-level label ids from a tokenizer's `word_ids`
-  (None for special tokens); every subword labelled, or only the first (others -100);
 - `word_scores`: subword scores -> word scores (first subword, or mean / max over the subwords);
   `pool_words` does it for a batch of hidden states (word-level input for a CRF or span head);
 - `window_starts` / `merge_windows`: long inputs in overlapping windows; each word keeps the
@@ -13,64 +11,25 @@ What this file does:
 - `TokenTagger`: per-token softmax, y_t = softmax(W h_t) (dropout first), cross-entropy loss,
   argmax decoding;
 - `CRFTagger`: the same linear layer as emissions of a linear-chain CRF (crf.py), Viterbi
-  decoding, optional BIO / BIOES constraints.
+  decoding, BIO / BIOES transition constraints where the tag scheme has them (a plain tag set,
+  e.g. part of speech, gets a CRF with every transition allowed).
 
-What it does not: no tokenisation (it only reads word_ids lists), no encoder; heads never touch a
+The subword label alignment (`align_labels`) lives in data/finetune_collate.py, where batches
+are built. What it does not: no tokenisation (it only reads word_ids lists), no encoder; heads never touch a
 config object.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from transferlm.heads.crf import CRF, transition_constraints
-
-IGNORE_INDEX = -100  # the label of positions that carry no loss (PyTorch's cross_entropy default)
-
-
-def _word_ids(word_ids) -> list[int | None]:
-    """word_ids as a list with None for "no word": accepts a tensor row, and negative ids (the
-    collator pads word_ids with -1) as None."""
-    if isinstance(word_ids, Tensor):
-        word_ids = word_ids.tolist()
-    return [None if w is None or w < 0 else int(w) for w in word_ids]
-
-
-# ----------------------------------------------------------------------------------------------
-# subword alignment (tokenizer-agnostic: only word_ids lists)
-
-
-def align_labels(word_ids: Sequence[int | None], word_labels: Sequence[int], *,
-                 label_all_subwords: bool = False,
-                 continuation: Mapping[int, int] | None = None) -> list[int]:
-    """Subword label ids for one sequence.
-
-    word_ids[t] is the index (into word_labels) of the word token t came from, None (or a
-    negative number) for special tokens and padding. The first subword of a word gets the word's
-    label. The others get -100 (label_all_subwords=False) or the word's label again; with
-    `continuation` (e.g. the id of B-X -> the id of I-X) the later subwords of a word get the
-    mapped label so that the subword sequence is itself valid BIO.
-    """
-    out: list[int] = []
-    prev: int | None = None
-    for t, w in enumerate(_word_ids(word_ids)):
-        if w is None:
-            out.append(IGNORE_INDEX)
-        elif w != prev:
-            if not 0 <= w < len(word_labels):
-                raise ValueError(f"token {t} points at word {w}, but there are {len(word_labels)} words")
-            out.append(int(word_labels[w]))
-        elif label_all_subwords:
-            lab = int(word_labels[w])
-            out.append(continuation.get(lab, lab) if continuation else lab)
-        else:
-            out.append(IGNORE_INDEX)
-        prev = w
-    return out
+from ..data.collate import IGNORE_INDEX
+from ..data.finetune_collate import word_id_list
+from .crf import CRF, transition_constraints
 
 
 def word_scores(scores: Tensor, word_ids: Sequence[int | None], reduce: str = "first",
@@ -81,7 +40,7 @@ def word_scores(scores: Tensor, word_ids: Sequence[int | None], reduce: str = "f
     subwords (pass log-probabilities or probabilities for "mean", as you prefer). A word with no
     subword in this sequence (possible in a window) gets a row of NaN.
     """
-    word_ids = _word_ids(word_ids)
+    word_ids = word_id_list(word_ids)
     if scores.dim() != 2 or scores.shape[0] != len(word_ids):
         raise ValueError(f"scores must be (T, K) with T = len(word_ids) = {len(word_ids)}, "
                          f"got {tuple(scores.shape)}")
@@ -158,7 +117,7 @@ def merge_windows(windows: Sequence[tuple[Sequence[int | None], Tensor]], num_wo
     out = windows[0][1].new_full((num_words, K), float("nan"))
     best = [-1] * num_words
     for word_ids, scores in windows:
-        word_ids = _word_ids(word_ids)
+        word_ids = word_id_list(word_ids)
         ws = word_scores(scores, word_ids, reduce, num_words)
         real = [w for w in word_ids if w is not None]
         first: dict[int, int] = {}
@@ -229,7 +188,8 @@ class CRFTagger(nn.Module):
 
     Feed word-level positions: `loss` and `decode` left-pack the positions whose label / mask is
     set (first subwords), so subword sequences with -100 on the later subwords work directly.
-    labels: the tag strings, needed only for constraints ("BIO" or "BIOES").
+    labels: the tag strings, needed only for constraints ("bio" or "bioes"; None or "plain":
+    every transition allowed, as for part-of-speech tags).
     """
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1,
@@ -239,7 +199,7 @@ class CRFTagger(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(hidden_size, num_labels)
         cons = None
-        if constraints is not None:
+        if constraints is not None and constraints.lower() != "plain":
             if labels is None or len(labels) != num_labels:
                 raise ValueError("constraints need the list of num_labels tag strings")
             cons = transition_constraints(labels, constraints)

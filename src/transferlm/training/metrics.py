@@ -4,7 +4,9 @@ What this file does:
 - classification: `accuracy`, `precision_recall_f1` (per label, micro, macro, weighted), `f1`,
   `matthews_corrcoef` (multi-class, Gorodkin 2004, the same quantity scikit-learn computes);
 - sequence tagging: `get_entities` and `entity_prf` that reproduce seqeval 1.2.2 exactly, in its
-  default conlleval-compatible mode and in its strict mode for the IOB2 and IOBES schemes;
+  default conlleval-compatible mode and in its strict mode for the IOB2 and IOBES schemes
+  (entity tags); `word_prf` for plain tag sets (part of speech): per-tag P/R/F1 over words,
+  equal to scikit-learn's classification_report on the flattened words;
 - nested / overlapping spans: `span_prf` over (sentence, start, end, label) sets;
 - extractive QA: the official SQuAD v1.1 / v2.0 answer normalisation, `squad_exact_match`,
   `squad_f1` (max over the gold answers) and `squad_scores` over a whole data set.
@@ -149,6 +151,18 @@ def matthews_corrcoef(y_true: Sequence[Hashable], y_pred: Sequence[Hashable]) ->
     if cov_ypyp * cov_ytyt == 0:
         return 0.0
     return cov_ytyp / math.sqrt(cov_ytyt * cov_ypyp)
+
+
+def word_prf(y_true: Sequence[Sequence[Hashable]], y_pred: Sequence[Sequence[Hashable]]) -> Report:
+    """Per-tag precision / recall / F1 over the words of tagged sentences (plain tag sets such as
+    part of speech, where every word is one decision): `precision_recall_f1` of the flattened
+    words, labels = every tag in the gold or predicted words (classification_report's default).
+    Micro F1 equals word accuracy. Sentence lengths must match."""
+    _check_same_length(y_true, y_pred)
+    for k, (t, p) in enumerate(zip(y_true, y_pred)):
+        if len(t) != len(p):
+            raise ValueError(f"sentence {k}: {len(t)} gold tags but {len(p)} predicted")
+    return precision_recall_f1([x for row in y_true for x in row], [x for row in y_pred for x in row])
 
 
 # ----------------------------------------------------------------------------------------------
