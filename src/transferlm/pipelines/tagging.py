@@ -72,6 +72,7 @@ class Tagger(Pipeline):
     task = "tag"
     architecture = "BertForTokenClassification"
     hf_prefix = "classifier."
+    dev_metric = "f1"  # early stopping: entity F1 on dev
     Options = TaggerOptions
 
     def _build_head(self):
