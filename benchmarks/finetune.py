@@ -1,6 +1,7 @@
 """Fine-tuning benchmarks (issue #7): BBC News learning curve, WNUT-16 heads, training speed.
 
     python benchmarks/finetune.py [--quick] [--only bbc,wnut,speed] [--threads 2] [--sizes 5,10,25,all] [--draws 3]
+                                  [--no-hf]
 
 Splits (the same everywhere, also in the tests' spirit):
 - BBC News: the 2,225 articles in `assets.bbc_news()` order, shuffled with random.Random(0);
@@ -8,14 +9,21 @@ Splits (the same everywhere, also in the tests' spirit):
   learning-curve point "k per class" takes the first k training articles of each class in that
   shuffled order (draw 0); with --draws N, draws 1..N-1 take the first k of each class after
   shuffling the pool with random.Random(d), and the table averages over the draws; "all" is the
-  whole pool.
+  whole pool. The dev set of a few-label point is the next k of each class in the same order
+  (labelled data a user would have: from the pool, disjoint from the training articles, never
+  from the 445 test articles); "all" has no dev set.
 - WNUT-16: the 2,394 tweets of `assets.wnut16()`, shuffled with random.Random(0); the first 80%
   (1,915) train, the rest (479) test.
 
-(1) BBC: accuracy on the held-out 20% of: our MiniLM fine-tuning (TextClassifier defaults:
-    [CLS] pooler head, lr 1e-4, batch 16, 4 epochs, >= 60 updates, max length 256), TF-IDF +
-    logistic regression (scikit-learn, sublinear tf, C=10), and frozen MiniLM mean-pooled features
-    + logistic regression (C=10, features L2-normalised).
+(1) BBC: accuracy on the held-out 20% of: our MiniLM fine-tuning by the command line with its
+    defaults, given only task, model, train and dev (`transferlm finetune --task classify --model
+    <MiniLM folder> --train train.jsonl --dev dev.jsonl`: [CLS] pooler head, lr 1e-4, batch 16,
+    4 epochs but at least 200 updates, early stopping on dev, max length 256), TF-IDF + logistic
+    regression (scikit-learn, sublinear tf, C=10), frozen MiniLM mean-pooled features + logistic
+    regression (C=10, features L2-normalised) on the training articles and on training + dev
+    articles, and transformers' Trainer (BertForSequenceClassification on the same weights, 25
+    epochs, lr 1e-4, batch 8, max length 256, its other defaults: the issue's reference) on the
+    training articles (not for "all"; --no-hf skips it).
 (2) WNUT-16: entity F1 (our metrics, and seqeval's on the same predictions) of the softmax head
     (Tagger defaults: head lr 1e-3) decoded from the first subword and from the mean over
     subwords (the same trained weights), the softmax head with the head at the encoder's rate
@@ -53,7 +61,7 @@ import torch  # noqa: E402
 from transferlm.data import assets  # noqa: E402
 from transferlm.data.finetune_collate import BucketedBatches, FinetuneCollator  # noqa: E402
 from transferlm.heads.classification import masked_mean  # noqa: E402
-from transferlm.pipelines import SpanTagger, Tagger, TextClassifier  # noqa: E402
+from transferlm.pipelines import SpanTagger, Tagger  # noqa: E402
 from transferlm.training import metrics  # noqa: E402
 from transferlm.training.optim import build_optimizer  # noqa: E402
 
@@ -75,11 +83,6 @@ def bbc_split():
     test = [data[i] for i in order[:n_test]]
     pool = [data[i] for i in order[n_test:]]
     return pool, test
-
-
-def per_class(pool, k):
-    labels = sorted({y for _, y in pool})
-    return [x for lab in labels for x in [p for p in pool if p[1] == lab][:k]]
 
 
 def wnut_split():
@@ -118,16 +121,91 @@ def frozen_features(texts, max_length):
     return out
 
 
-def draw_per_class(pool, k, draw: int):
-    """Draw 0: the first k articles of each class in the split's order; draw d > 0: the first k of
-    each class after shuffling the pool with random.Random(d) (another sample of the same size)."""
+def draw_train_dev(pool, k, draw: int):
+    """(train, dev): the first k and the next k articles of each class in the draw's order."""
     if draw:
         pool = list(pool)
         random.Random(draw).shuffle(pool)
-    return per_class(pool, k)
+    labels = sorted({y for _, y in pool})
+    by = {lab: [p for p in pool if p[1] == lab] for lab in labels}
+    return ([x for lab in labels for x in by[lab][:k]], [x for lab in labels for x in by[lab][k:2 * k]])
 
 
-def bench_bbc(quick: bool, sizes=None, draws: int = 1) -> None:
+def _write_jsonl(path: Path, rows) -> None:
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        for t, y in rows:
+            f.write(json.dumps({"text": t, "label": y}) + "\n")
+
+
+def finetune_cli(train, dev, test, max_length: int, quick: bool) -> tuple[float, dict]:
+    """`transferlm finetune` with its defaults on (train, dev); accuracy on test and the run's
+    budget / stop / best step (from OUT/metrics.jsonl and the final record)."""
+    import json
+    import tempfile
+
+    from transferlm.cli import main as cli_main
+    from transferlm.pipelines import load
+
+    with tempfile.TemporaryDirectory(prefix="bbc-ft-") as tmp:
+        tmp = Path(tmp)
+        _write_jsonl(tmp / "train.jsonl", train)
+        args = ["finetune", "--task", "classify", "--model", str(assets.path("minilm")),
+                "--train", str(tmp / "train.jsonl"), "--out", str(tmp / "out"), "--no-progress"]
+        if dev:
+            _write_jsonl(tmp / "dev.jsonl", dev)
+            args += ["--dev", str(tmp / "dev.jsonl")]
+        if quick:
+            args += ["--max-length", str(max_length)]
+        if cli_main(args) != 0:
+            raise RuntimeError(f"transferlm {' '.join(args)} failed")
+        log_rows = [json.loads(x) for x in (tmp / "out" / "metrics.jsonl").read_text().splitlines()]
+        clf = load(tmp / "out" / "model")
+        acc = clf.evaluate([t for t, _ in test], [y for _, y in test])["accuracy"]
+    evals = [(r["step"], r["eval_accuracy"]) for r in log_rows if "eval_accuracy" in r]
+    steps = max(r["step"] for r in log_rows)
+    info = {"steps": steps, "evals": evals}
+    if evals:
+        best = max(a for _, a in evals)
+        info["best_step"] = max(s for s, a in evals if a == best)
+    return acc, info
+
+
+def hf_trainer_classifier(train, test, labels, max_length: int, epochs: float = 25.0, lr: float = 1e-4,
+                          batch_size: int = 8) -> float:
+    """transformers' Trainer: BertForSequenceClassification on the MiniLM weights, its defaults
+    (AdamW, weight decay 0, linear decay without warmup, clipping at 1.0, seed 42 -> set to 0)
+    except epochs / lr / batch; accuracy on test."""
+    import tempfile
+
+    from transformers import (AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    folder = str(assets.path("minilm"))
+    tok = AutoTokenizer.from_pretrained(folder)
+    index = {lab: i for i, lab in enumerate(labels)}
+
+    def enc(rows):
+        return [{**tok(t, truncation=True, max_length=max_length), "labels": index[y]} for t, y in rows]
+
+    with tempfile.TemporaryDirectory(prefix="bbc-hf-") as tmp:
+        args = TrainingArguments(output_dir=tmp, num_train_epochs=epochs, learning_rate=lr,
+                                 per_device_train_batch_size=batch_size, per_device_eval_batch_size=32,
+                                 seed=0, report_to=[], save_strategy="no", logging_strategy="no",
+                                 disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
+        torch.manual_seed(0)
+        model = BertForSequenceClassification.from_pretrained(folder, num_labels=len(labels))
+        trainer = Trainer(model=model, args=args, train_dataset=enc(train),
+                          data_collator=DataCollatorWithPadding(tok))
+        trainer.train()
+        pred = trainer.predict(enc(test)).predictions.argmax(-1)
+    return metrics.accuracy([index[y] for _, y in test], [int(p) for p in pred])
+
+
+def bench_bbc(quick: bool, sizes=None, draws: int = 1, hf: bool = True) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -142,30 +220,52 @@ def bench_bbc(quick: bool, sizes=None, draws: int = 1) -> None:
     y_test = [y for _, y in test]
     log("BBC: frozen features done")
     rows = []
+    labels = sorted({y for _, y in pool})
+    nan = float("nan")
     for k in sizes:
         for d in range(1 if k == "all" else draws):
-            train = pool if k == "all" else draw_per_class(pool, k, d)
+            train, dev = (pool, []) if k == "all" else draw_train_dev(pool, k, d)
             tx, ty = [t for t, _ in train], [y for _, y in train]
             tfidf = TfidfVectorizer(sublinear_tf=True)
             lr_t = LogisticRegression(C=10.0, max_iter=2000).fit(tfidf.fit_transform(tx), ty)
             acc_tfidf = metrics.accuracy(y_test, list(lr_t.predict(tfidf.transform([t for t, _ in test]))))
             lr_f = LogisticRegression(C=10.0, max_iter=2000).fit(feats[[index[t] for t in tx]], ty)
             acc_frozen = metrics.accuracy(y_test, list(lr_f.predict(X_test)))
+            acc_frozen_dev = nan
+            if dev:  # the same learner given the dev articles as training data too
+                both = tx + [t for t, _ in dev]
+                lr_fd = LogisticRegression(C=10.0, max_iter=2000).fit(feats[[index[t] for t in both]],
+                                                                      ty + [y for _, y in dev])
+                acc_frozen_dev = metrics.accuracy(y_test, list(lr_fd.predict(X_test)))
             t = time.perf_counter()
-            clf = TextClassifier.new("minilm", labels=sorted(set(ty)), max_length=max_length)
-            clf.fit(tx, ty, progress=False)
-            acc_ft = clf.evaluate([t for t, _ in test], y_test)["accuracy"]
-            rows.append((k, d, len(train), acc_ft, acc_tfidf, acc_frozen, time.perf_counter() - t))
-            log(f"BBC k={k} draw {d}: fine-tuned {acc_ft:.4f}  tfidf+LR {acc_tfidf:.4f}  frozen+LR {acc_frozen:.4f}")
-    print("\nBBC News, accuracy on the held-out 20% (445 articles); mean over the draws of the training sample")
-    print(f"{'per class':>10} {'draws':>6} {'n':>5} {'fine-tuned':>11} {'tfidf+LR':>9} {'frozen+LR':>10} "
-          f"{'beats both':>11} {'ft time':>8}")
+            acc_ft, info = finetune_cli(train, dev, test, max_length, quick)
+            secs = time.perf_counter() - t
+            log(f"BBC k={k} draw {d}: ours {acc_ft:.4f} ({info['steps']} updates, best dev at "
+                f"{info.get('best_step')}; dev curve {info['evals']})  tfidf+LR {acc_tfidf:.4f}  "
+                f"frozen+LR {acc_frozen:.4f}  frozen+LR(train+dev) {acc_frozen_dev:.4f}")
+            acc_hf, hf_secs = nan, nan
+            if hf and k != "all":
+                t = time.perf_counter()
+                acc_hf = hf_trainer_classifier(train, test, labels, max_length)
+                hf_secs = time.perf_counter() - t
+                log(f"BBC k={k} draw {d}: transformers Trainer {acc_hf:.4f} ({hf_secs:.0f}s)")
+            rows.append((k, d, len(train), acc_ft, acc_tfidf, acc_frozen, acc_frozen_dev, acc_hf, secs,
+                         info["steps"], hf_secs))
+    print("\nBBC News, accuracy on the held-out 20% (445 articles); mean over the draws of the training sample;"
+          "\nours = `transferlm finetune` defaults with the dev set (k more per class); references on train only"
+          " unless marked")
+    print(f"{'per class':>10} {'draws':>6} {'n':>5} {'ours':>7} {'tfidf+LR':>9} {'frozen+LR':>10} "
+          f"{'frozen+LR(+dev)':>16} {'HF Trainer':>11} {'beats refs':>11} {'updates':>8} {'ours time':>10} "
+          f"{'HF time':>8}")
     for k in sizes:
         rs = [r for r in rows if r[0] == k]
-        a, b, c = (float(np.mean([r[i] for r in rs])) for i in (3, 4, 5))
-        secs = float(np.mean([r[6] for r in rs]))
-        print(f"{k!s:>10} {len(rs):>6} {rs[0][2]:>5} {a:>11.4f} {b:>9.4f} {c:>10.4f} {str(a > b and a > c):>11} "
-              f"{secs:>7.0f}s")
+        a, b, c, c2, h = (float(np.mean([r[i] for r in rs])) for i in (3, 4, 5, 6, 7))
+        beats = a > b and a > c and (math.isnan(h) or a > h)
+        secs, upd, hsecs = (float(np.mean([r[i] for r in rs])) for i in (8, 9, 10))
+        print(f"{k!s:>10} {len(rs):>6} {rs[0][2]:>5} {a:>7.4f} {b:>9.4f} {c:>10.4f} {c2:>16.4f} {h:>11.4f} "
+              f"{str(beats):>11} {upd:>8.0f} {secs:>9.0f}s {hsecs:>7.0f}s")
+    print("per draw (ours, frozen+LR, HF Trainer):",
+          "; ".join(f"k={r[0]} d{r[1]}: {r[3]:.4f} {r[5]:.4f} {r[7]:.4f}" for r in rows))
 
 
 # ---------------------------------------------------------------------------------------------- (2) WNUT
@@ -410,6 +510,7 @@ def main() -> None:
     ap.add_argument("--only", default="speed,wnut,bbc", help="comma-separated parts: bbc, wnut, spans (the WNUT span head alone), speed")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--sizes", default=None, help="BBC learning-curve points, e.g. 5,10,25,all (default: all four)")
+    ap.add_argument("--no-hf", action="store_true", help="BBC: skip the transformers Trainer reference")
     ap.add_argument("--draws", type=int, default=1,
                     help="BBC: training samples drawn per few-label size, results averaged (default 1)")
     args = ap.parse_args()
@@ -422,7 +523,7 @@ def main() -> None:
         sizes = [x if x == "all" else int(x) for x in args.sizes.split(",")]
     for p in parts:
         if p == "bbc":
-            bench_bbc(args.quick, sizes, args.draws)
+            bench_bbc(args.quick, sizes, args.draws, hf=not args.no_hf)
             continue
         {"wnut": bench_wnut, "spans": bench_wnut_spans, "speed": bench_speed}[p](args.quick)
         log(f"{p} done")

@@ -52,6 +52,13 @@ def test_finetune_evaluate_predict(task, train, request_, keys, tmp_path, capsys
     cfg = json.loads((out / "model" / "config.json").read_text())
     if task != "qa":
         assert set(cfg["label2id"]) == set(cfg["id2label"].values())
+    else:
+        assert "id2label" not in cfg and "label2id" not in cfg  # QA has no label set
+    assert cfg.get("problem_type") == ("single_label_classification" if task in ("classify", "pair") else None)
+    # --dev drives early stopping on the task's own dev metric, logged at every evaluation
+    metric = "eval_accuracy" if task in ("classify", "pair") else "eval_f1"
+    log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(metric in r for r in log), log
 
     code, stdout, err = _run(capsys, ["evaluate", "--model", str(out), "--data", data])
     assert code == 0, err

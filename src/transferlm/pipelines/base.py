@@ -6,8 +6,12 @@ file does, once for all tasks:
 - `Pipeline.fit_features`: training with the shared `Trainer` (training/trainer.py; no second
   loop) over length-bucketed batches (data/finetune_collate.py), with the optimizer options of
   training/optim.py (freezing, layer-wise learning-rate decay, gradual unfreezing) and the
-  schedules of training/schedules.py; the dev set is evaluated after every epoch and logged to
-  OUT_DIR/metrics.jsonl; OUT_DIR/checkpoints makes a killed run resumable;
+  schedules of training/schedules.py. The budget is counted in updates and scales with the data
+  (`training_budget`: `epochs` passes, but at least `min_steps` updates for small sets); with a
+  dev set, the task's dev metric (`dev_metric`) is evaluated every `eval_every` updates, logged
+  to OUT_DIR/metrics.jsonl, and training stops after `patience` evaluations without a gain and
+  ends on the best evaluation's weights (training/early_stopping.py); OUT_DIR/checkpoints makes
+  a killed run resumable;
 - `Pipeline.save_pretrained` / `load`: a Hugging Face-style folder (config.json with the label
   map and the HF architecture, model.safetensors with the encoder under `bert.` and the head
   under HF names such as `classifier.weight`, the tokenizer files) plus `transferlm_pipeline.json`
@@ -40,11 +44,15 @@ from ..data.finetune_collate import BucketedBatches, FinetuneCollator, word_span
 from ..models import checkpoint
 from ..models.encoder import Encoder, Pooler
 from ..tokenization.io import load_tokenizer
+from ..training.early_stopping import EarlyStopping
 from ..training.optim import GradualUnfreezing, build_optimizer, freeze as freeze_params
 from ..training.trainer import Trainer, TrainerConfig
 
 PIPELINE_FILE = "transferlm_pipeline.json"
 FORMAT_VERSION = 1
+FLOOR_MAX_EPOCHS = 100  # the min_steps floor never asks for more passes than this (a handful of
+# examples is memorised long before; it also keeps tiny test runs short)
+MAX_EVALS = 20  # eval_every=None: at most ~20 dev evaluations a run (each is a pass over dev)
 
 
 def resolve_model(model: str | os.PathLike | Encoder, tokenizer=None) -> tuple[Encoder, Any]:
@@ -67,10 +75,23 @@ def resolve_model(model: str | os.PathLike | Encoder, tokenizer=None) -> tuple[E
 class FitConfig:
     """Training options shared by every task (each pipeline's `fit` passes its own defaults)."""
 
-    epochs: float = 3.0  # BERT sec. 4: 2-4 epochs suffice for fine-tuning
+    epochs: float = 3.0  # BERT sec. 4: 2-4 epochs suffice for fine-tuning (on large data sets)
     lr: float = 5e-5  # BERT sec. A.3 grid {5e-5, 3e-5, 2e-5}; small encoders like higher (1e-4)
     batch_size: int = 16  # BERT sec. A.3 grid {16, 32}
-    min_steps: int = 60  # few-shot data: train at least this many updates (more epochs)
+    # The budget in updates: max(epochs passes, min(min_steps, FLOOR_MAX_EPOCHS passes)). Small sets
+    # need more updates than a few epochs give (Mosbach et al. 2021 sec. 6, Zhang et al. 2021
+    # "Revisiting Few-sample BERT Fine-tuning" sec. 6: train longer; LM-BFF, Gao et al. 2021,
+    # trains 1,000 updates on 16 examples per class); 200 at batch 16 is ~64 passes over 50
+    # examples, and unchanged for data sets whose `epochs` passes already exceed it
+    min_steps: int = 200
+    max_steps: int | None = None  # an explicit budget in updates (overrides the rule above)
+    # Early stopping (only with a dev set): evaluate every eval_every updates (None: every epoch,
+    # or every budget / MAX_EVALS updates if epochs are shorter), stop after `patience`
+    # evaluations without a strict gain in the task's dev metric, end on the best evaluation's
+    # weights (LM-BFF selects its checkpoint on a dev set the size of the training set the same
+    # way). patience 0: no early stopping (the whole budget, the last weights).
+    patience: int = 5  # a quarter of the budget's ~20 evaluations without a gain
+    eval_every: int | None = None
     weight_decay: float = 0.01  # BERT appendix A.2
     warmup_ratio: float = 0.1  # BERT's linear warmup over the first 10% of the steps
     schedule: str = "linear"  # linear | cosine | constant | slanted_triangular (ULMFiT eq. 3)
@@ -88,11 +109,28 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.lr <= 0 or self.batch_size < 1:
             raise ValueError("epochs and lr must be > 0 and batch_size >= 1")
+        if self.min_steps < 0 or self.patience < 0:
+            raise ValueError(f"min_steps and patience must be >= 0, got {self.min_steps}, {self.patience}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 (or None: the budget rule), not {self.max_steps}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"eval_every must be >= 1 (or None: automatic), not {self.eval_every}")
         if isinstance(self.freeze, str) and self.freeze not in ("encoder", "embeddings"):
             if not self.freeze.isdigit():
                 raise ValueError(f"freeze must be 'encoder', 'embeddings' or a number of top layers "
                                  f"to train, not {self.freeze!r}")
             self.freeze = int(self.freeze)
+
+
+def training_budget(fit: FitConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(updates, updates between dev evaluations) for a data set of `steps_per_epoch` batches."""
+    if fit.max_steps is not None:
+        steps = fit.max_steps
+    else:
+        floor = min(fit.min_steps, math.ceil(FLOOR_MAX_EPOCHS * steps_per_epoch))
+        steps = max(math.ceil(fit.epochs * steps_per_epoch), floor, 1)
+    every = fit.eval_every or max(steps_per_epoch, math.ceil(steps / MAX_EVALS))
+    return steps, min(every, steps)
 
 
 class TaskModel(nn.Module):
@@ -119,6 +157,9 @@ class Pipeline(abc.ABC):
     task: str = ""  # classify | pair | tag | spans | qa
     architecture: str = ""  # the Hugging Face class whose layout model.safetensors follows
     hf_prefix: str = "classifier."  # where the head's tensors live in model.safetensors
+    hf_label_map: bool = True  # config.json gets id2label / label2id (QA has no labels)
+    hf_problem_type: str | None = None  # config.json's problem_type, where transformers reads one
+    dev_metric: str = ""  # the key of `evaluate`'s result that early stopping maximises
     Options: type = object  # the task's options dataclass
 
     def __init__(self, encoder: Encoder, tokenizer, labels: Sequence[str], options: Any):
@@ -174,13 +215,17 @@ class Pipeline(abc.ABC):
     # ------------------------------------------------------------------ training
     def fit_features(self, features: list[dict[str, Any]], fit: FitConfig,
                      dev_eval: Callable[[], dict[str, float]] | None = None) -> list[dict[str, Any]]:
-        """Train on encoded examples with the shared Trainer; returns the per-epoch history."""
+        """Train on encoded examples with the shared Trainer; returns the dev history (one record
+        per evaluation) and a last record with the training loss, `best_step` and `stopped_at`."""
         if not features:
             raise ValueError("no training examples")
         batch_size = min(fit.batch_size, len(features))
         data = BucketedBatches(features, batch_size, seed=fit.seed)
         per_epoch = len(data)
-        steps = max(math.ceil(fit.epochs * per_epoch), min(fit.min_steps, math.ceil(50 * per_epoch)))
+        steps, every = training_budget(fit, per_epoch)
+        stopper = EarlyStopping(fit.patience) if dev_eval is not None and fit.patience > 0 else None
+        if stopper is not None and not self.dev_metric:
+            raise TypeError(f"{type(self).__name__} sets no dev_metric for early stopping")
         model = self.model
         if self.encoder.pooler is not None and not self._uses_pooler():
             for p in self.encoder.pooler.parameters():  # unused: keep it out of the optimizer
@@ -209,6 +254,12 @@ class Pipeline(abc.ABC):
             metrics = dev_eval() if dev_eval is not None else {}
             rec = {"epoch": round(trainer.step / per_epoch, 3), "step": trainer.step, **metrics}
             history.append(rec)
+            if stopper is not None:
+                if self.dev_metric not in metrics:
+                    raise KeyError(f"early stopping reads the dev metric {self.dev_metric!r}, but the "
+                                   f"evaluation gave {sorted(metrics)}")
+                if stopper.update(metrics[self.dev_metric], trainer.step, model):
+                    trainer.request_stop()
             return metrics
 
         cfg = TrainerConfig(run_dir=str(run_dir), max_steps=steps, batch_size=1, lr=fit.lr,
@@ -216,20 +267,25 @@ class Pipeline(abc.ABC):
                             warmup_steps=int(fit.warmup_ratio * steps) if fit.schedule != "slanted_triangular" else 0,
                             max_grad_norm=fit.max_grad_norm, seed=fit.seed,
                             log_every=max(1, min(50, per_epoch)), save_every=fit.save_every,
-                            eval_every=per_epoch if dev_eval is not None else 0,
+                            eval_every=every if dev_eval is not None else 0,
                             progress_bar=fit.progress, precision="fp32")
         try:
             trainer = Trainer(model, data, FinetuneCollator(self.pad_id), cfg, optimizer=optimizer,
-                              eval_fn=eval_fn if dev_eval is not None else None, on_epoch=on_epoch)
+                              eval_fn=eval_fn if dev_eval is not None else None, on_epoch=on_epoch,
+                              extra_state=stopper)
             last = trainer.fit()
+            if stopper is not None:
+                stopper.restore(model)
         finally:
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(True)
             if tmp is not None:
                 tmp.cleanup()
-        history.append({"epoch": round(steps / per_epoch, 3), "step": steps,
-                        **{f"train_{k}": v for k, v in last.items()}})
+        end = {"epoch": round(trainer.step / per_epoch, 3), "step": trainer.step, "budget": steps,
+               "stopped_at": trainer.step if trainer.stopped else None,
+               "best_step": stopper.best_step if stopper is not None else trainer.step}
+        history.append({**end, **{f"train_{k}": v for k, v in last.items()}})
         self.history = history
         return history
 
@@ -299,11 +355,11 @@ class Pipeline(abc.ABC):
             self.encoder.save_pretrained(tmp, extra_tensors=self._head_state(),
                                          architectures=[self.architecture])
             cfg = checkpoint.read_config(tmp)
-            if self.task != "qa":
+            if self.hf_label_map:
                 cfg["id2label"] = {str(i): lab for i, lab in enumerate(self.labels)}
                 cfg["label2id"] = {lab: i for i, lab in enumerate(self.labels)}
-            if self.task in ("classify", "pair"):
-                cfg["problem_type"] = "single_label_classification"
+            if self.hf_problem_type:
+                cfg["problem_type"] = self.hf_problem_type
             checkpoint.write_json(tmp / checkpoint.CONFIG, cfg)
             self.tokenizer.save_pretrained(tmp)
             checkpoint.write_json(tmp / PIPELINE_FILE, self._pipeline_config())

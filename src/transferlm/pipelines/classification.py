@@ -50,6 +50,8 @@ class ClassifierOptions:
 class TextClassifier(Pipeline):
     architecture = "BertForSequenceClassification"
     hf_prefix = "classifier."
+    hf_problem_type = "single_label_classification"
+    dev_metric = "accuracy"
     Options = ClassifierOptions
 
     @property
@@ -110,9 +112,11 @@ class TextClassifier(Pipeline):
             lr: float = 1e-4,  # MiniLM-size encoders (384 wide) need more than BERT-base's 2e-5..5e-5
             batch_size: int = 16, linear_probe: bool = False, **fit_options) -> list[dict[str, Any]]:
         """Fine-tune on (texts, labels); dev = (texts, labels) or (texts, pairs, labels) is scored
-        after every epoch. linear_probe: fit the head on the frozen encoder first (LP-FT, see
+        every `eval_every` updates and picks the weights by accuracy (early stopping, see
+        `FitConfig`). linear_probe: fit the head on the frozen encoder first (LP-FT, see
         `linear_probe`). Other options: see `FitConfig` (freeze, layerwise_lr_decay, schedule,
-        gradual_unfreezing, out_dir, progress, seed, min_steps, warmup_ratio, weight_decay)."""
+        gradual_unfreezing, out_dir, progress, seed, min_steps, max_steps, patience, eval_every,
+        warmup_ratio, weight_decay)."""
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
         fit = FitConfig(epochs=epochs, lr=lr, batch_size=batch_size, **fit_options)

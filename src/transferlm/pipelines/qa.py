@@ -65,6 +65,8 @@ class QuestionAnswerer(Pipeline):
     task = "qa"
     architecture = "BertForQuestionAnswering"
     hf_prefix = "qa_outputs."
+    hf_label_map = False  # extractive QA has no label set
+    dev_metric = "f1"  # early stopping: SQuAD F1 on dev
     Options = QAOptions
 
     @classmethod

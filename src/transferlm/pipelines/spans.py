@@ -67,6 +67,7 @@ class SpanTagger(Pipeline):
     task = "spans"
     architecture = "BertForTokenClassification"  # encoder under bert.; the span head is ours
     hf_prefix = "classifier.span."
+    dev_metric = "f1"  # early stopping: span F1 on dev
     Options = SpanOptions
 
     def _build_head(self) -> SpanClassifier:

@@ -95,6 +95,7 @@ class Tagger(Pipeline):
     task = "tag"
     architecture = "BertForTokenClassification"
     hf_prefix = "classifier."
+    dev_metric = "f1"  # early stopping: entity F1 on dev
     Options = TaggerOptions
 
     def __init__(self, encoder, tokenizer, labels: Sequence[str], options: TaggerOptions):

@@ -28,7 +28,10 @@ batch as one process, so the same updates (up to float summation order).
 
 Does not: run data-loader worker processes (examples are read in the training process; the corpus
 readers are memory-mapped and cheap), FSDP, or evaluation beyond calling `eval_fn` every
-`eval_every` steps and logging what it returns.
+`eval_every` steps and logging what it returns. Early stopping is the caller's: `request_stop()`
+(e.g. from `eval_fn`) ends the loop after the current step; the checkpoint remembers it, so a
+stopped run resumed does not train on, and `extra_state` (an object with `state_dict()` /
+`load_state_dict(d)`, e.g. the early-stopping bookkeeping) is saved in and restored from it.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ class Trainer:
                  config: TrainerConfig, *, optimizer: torch.optim.Optimizer | None = None,
                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
                  eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
-                 on_epoch: Callable[[int], None] | None = None):
+                 on_epoch: Callable[[int], None] | None = None, extra_state: Any = None):
         self.config = c = config
         self.rank, self.local_rank, self.world = distributed_setup()
         if c.device == "auto":
@@ -163,6 +166,8 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.log = MetricsLog(self.run_dir, enabled=self.rank == 0)
         self.step = 0
+        self.stopped = False  # set by request_stop(); saved in the checkpoint
+        self.extra_state = extra_state
         self._epoch_order: tuple[int, torch.Tensor] | None = None
         seed_everything(c.seed + self.rank)  # dropout etc.; the model was built (and seeded) by the caller
 
@@ -198,7 +203,13 @@ class Trainer:
             all_rng = [rng]
         return {"step": self.step, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": all_rng, "world_size": self.world,
-                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}}
+                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
+                "stopped": self.stopped,
+                **({"extra": self.extra_state.state_dict()} if self.extra_state is not None else {})}
+
+    def request_stop(self) -> None:
+        """End the loop after the current step (early stopping); `fit()` still saves."""
+        self.stopped = True
 
     def save(self) -> None:
         latest = latest_checkpoint(self.ckpt_dir)
@@ -220,6 +231,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
+        self.stopped = bool(state.get("stopped", False))
+        if self.extra_state is not None and "extra" in state:
+            self.extra_state.load_state_dict(state["extra"])
         rngs = state["rng"]
         set_rng_state(rngs[self.rank] if len(rngs) == self.world else rngs[0])
         self.log.truncate_after(self.step)
@@ -239,7 +253,7 @@ class Trainer:
         sums: dict[str, float] = {}
         n_logged, tokens, t0 = 0, 0, time.perf_counter()
         last: dict[str, float] = {}
-        while self.step < c.max_steps:
+        while self.step < c.max_steps and not self.stopped:
             lr = self.scheduler.get_last_lr()[0]  # the rate this step's update uses
             step_metrics, step_tokens = self._train_step(model)
             self.step += 1
