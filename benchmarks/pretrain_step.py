@@ -21,7 +21,7 @@ sentence pairs with the same masks for all (the demo's held-out measure), beside
 baseline.
 
     python benchmarks/pretrain_step.py [--baseline REV] [--steps 30] [--threads 1] [--work DIR]
-                                       [--configs 16x64,32x64] [--budget-minutes 4]
+                                       [--configs 16x64,32x64,16x64:bf16] [--budget-minutes 4]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Run:
     """One configuration: a package (baseline or this tree), batch x length, its model and Trainer."""
 
     def __init__(self, name: str, pkg, demo_cfg, batch: int, length: int, tok_dir: Path, text: Path,
-                 work: Path, max_steps: int, warmup_fraction: float = 0.0):
+                 work: Path, max_steps: int, warmup_fraction: float = 0.0, precision: str = "fp32"):
         self.name, self.pkg, self.batch, self.length = name, pkg, batch, length
         P = pkg.__name__
         m = lambda mod: importlib.import_module(f"{P}.{mod}")  # noqa: E731
@@ -114,7 +114,7 @@ class Run:
                                batch_size=batch, lr=demo_cfg.lr,
                                warmup_steps=max(1, int(warmup_fraction * max_steps)), seed=demo_cfg.seed,
                                log_every=max(1, min(10, max_steps // 20)), save_every=0, progress_bar=False,
-                               precision="fp32", resume=False)
+                               precision=precision, resume=False)
         self.trainer = tr.Trainer(self.model, self.dataset, self.collate, cfg)
         self.model.train()
         self.times: list[float] = []
@@ -147,6 +147,13 @@ def heldout_evaluator(held: Path, tok_dir: Path, work: Path, run: Run, n_example
                                      special_ids=sorted(set(run.specials.values())))
 
 
+def _shape(spec: str) -> tuple[int, int, str]:
+    """"16x64" -> (16, 64, "fp32"); "16x64:bf16" -> bf16 autocast (the Trainer's precision option)."""
+    shape, _, precision = spec.partition(":")
+    b, t = shape.split("x")
+    return int(b), int(t), precision or "fp32"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", default="8e903e0", help="git commit of the baseline (default: main before issue #12's speed work)")
@@ -154,8 +161,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration first")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "transferlm_pretrain_step"))
-    ap.add_argument("--configs", default="", help="this tree's batch x length list, e.g. 16x64,32x64 "
-                    "(default: its DemoConfig's)")
+    ap.add_argument("--configs", default="", help="this tree's batch x length list, e.g. 16x64,32x64,16x64:bf16 "
+                    "(default: its DemoConfig's, fp32 as the demo)")
     ap.add_argument("--budget-minutes", type=float, default=0.0, help="then pretrain each for this budget and "
                     "score held-out MLM accuracy (0: timing only)")
     args = ap.parse_args()
@@ -169,17 +176,17 @@ def main() -> None:
     if base_cfg.vocab_size != new_cfg.vocab_size or base_cfg.model != new_cfg.model:
         raise SystemExit("the baseline and this tree pretrain different vocabularies or models: not one demo")
     tok_dir, text, held = prepare(work, new_cfg.vocab_size)
-    shapes = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",") if c] or \
-        [(new_cfg.batch_size, new_cfg.max_length)]
+    shapes = [_shape(c) for c in args.configs.split(",") if c] or [(new_cfg.batch_size, new_cfg.max_length, "fp32")]
 
     def make_runs(max_steps: dict[str, int] | None = None) -> list[Run]:
         """The baseline with its defaults, then this tree's shapes; `max_steps` per name for real runs."""
         specs = [(f"baseline {args.baseline} {base_cfg.batch_size}x{base_cfg.max_length}", base, base_cfg,
-                  base_cfg.batch_size, base_cfg.max_length)]
-        specs += [(f"this tree {b}x{t}", transferlm, new_cfg, b, t) for b, t in shapes]
+                  base_cfg.batch_size, base_cfg.max_length, "fp32")]
+        specs += [(f"this tree {b}x{t}{' bf16' if p == 'bf16' else ''}", transferlm, new_cfg, b, t, p)
+                  for b, t, p in shapes]
         shutil.rmtree(work / "runs", ignore_errors=True)
         return [Run(name, pkg, cfg, b, t, tok_dir, text, work, (max_steps or {}).get(name, 10**6),
-                    cfg.warmup_fraction if max_steps else 0.0) for name, pkg, cfg, b, t in specs]
+                    cfg.warmup_fraction if max_steps else 0.0, p) for name, pkg, cfg, b, t, p in specs]
 
     runs = make_runs()
     print(f"torch {torch.__version__}, {args.threads} thread(s); model {new_cfg.model}, vocabulary "
