@@ -11,8 +11,8 @@ the MLM collator with token masking, and the shared Trainer's whole step (collat
 backward, clipping, AdamW, schedule) with precision fp32, as stage 2 runs it. The steps of all
 configurations alternate, one each in turn, so that every one sees the same machine load.
 
-Prints, per configuration: ms per step (median), steps per minute, tokens per second (real tokens,
-padding excluded) and the ratio against the baseline measured in the same run.
+Prints, per configuration: wall and CPU ms per step (medians), steps per minute, tokens per second
+(real tokens, padding excluded) and the ratios against the baseline measured in the same run.
 
 With `--budget-minutes M` it then pretrains each configuration from scratch for the step count
 that M minutes give at the speed just measured (the demo's own planning: budget / seconds per
@@ -47,14 +47,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def baseline_package(rev: str, where: Path):
     """The package as it was at commit `rev`, imported as `transferlm_baseline` (relative imports only)."""
-    dest = where / "transferlm_baseline"
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    home = where / f"baseline_{commit[:12]}"
+    dest = home / "transferlm_baseline"
     if not dest.exists():
         tmp = Path(tempfile.mkdtemp(dir=where))
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src/transferlm"], check=True,
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "src/transferlm"], check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        home.mkdir(parents=True, exist_ok=True)
         (tmp / "src" / "transferlm").rename(dest)
-    sys.path.insert(0, str(where))
+    sys.path.insert(0, str(home))
     return importlib.import_module("transferlm_baseline")
 
 
@@ -117,14 +121,16 @@ class Run:
                                precision=precision, resume=False)
         self.trainer = tr.Trainer(self.model, self.dataset, self.collate, cfg)
         self.model.train()
-        self.times: list[float] = []
+        self.times: list[float] = []  # wall seconds per step
+        self.cpu: list[float] = []  # this thread's CPU seconds per step (all of it with 1 thread)
         self.tokens: list[int] = []
 
     def step(self) -> None:
         """One optimizer step of the Trainer (the data position advances as in fit())."""
         t = self.trainer
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         _, n_tokens = t._train_step(t.model)
+        self.cpu.append(time.thread_time() - c0)
         self.times.append(time.perf_counter() - t0)
         self.tokens.append(n_tokens)
         t.step += 1
@@ -196,23 +202,29 @@ def main() -> None:
         for r in runs:
             r.step()
     for r in runs:
-        r.times.clear(), r.tokens.clear()
+        r.times.clear(), r.cpu.clear(), r.tokens.clear()
     for _ in range(args.steps):
         for r in runs:
             r.step()
-    ref = statistics.median(runs[0].times)
+    # Wall time is what the demo's budget counts; on a shared machine it also counts the time other
+    # processes hold the core, so the thread's CPU time is printed too (with 1 thread it is the
+    # whole step). "paired": the median over rounds of (baseline's step / this one's) in the same
+    # round, the steps next to each other in time, which load drifting during the run moves less.
+    print(f"{'configuration':34s} {'wall ms':>8s} {'CPU ms':>7s} {'steps/min':>10s} {'tokens/s':>9s}   "
+          f"ratios to the baseline: {'steps/min':>9s} {'paired':>7s} {'CPU':>6s} {'tokens/s':>9s}")
+    ref, ref_cpu = statistics.median(runs[0].times), statistics.median(runs[0].cpu)
     ref_tok = sum(runs[0].tokens) / sum(runs[0].times)
-    print(f"{'configuration':34s} {'ms/step':>8s} {'steps/min':>10s} {'tokens/s':>9s} {'steps/min ratio':>16s} "
-          f"{'tokens/s ratio':>15s}")
     for r in runs:
-        med = statistics.median(r.times)
+        med, cpu = statistics.median(r.times), statistics.median(r.cpu)
         tok_s = sum(r.tokens) / sum(r.times)
-        print(f"{r.name:34s} {med * 1e3:8.1f} {60 / med:10.0f} {tok_s:9,.0f} {ref / med:15.2f}x {tok_s / ref_tok:14.2f}x",
-              flush=True)
+        paired = statistics.median(b / t for b, t in zip(runs[0].times, r.times))
+        print(f"{r.name:34s} {med * 1e3:8.1f} {cpu * 1e3:7.1f} {60 / med:10.0f} {tok_s:9,.0f}   "
+              f"{'':23s} {ref / med:8.2f}x {paired:6.2f}x {ref_cpu / cpu:5.2f}x "
+              f"{tok_s / ref_tok:8.2f}x", flush=True)
     if args.budget_minutes <= 0:
         return
 
-    plan = {r.name: max(10, int(args.budget_minutes * 60 / statistics.median(r.times))) for r in runs}
+    plan = {r.name: max(10, int(args.budget_minutes * 60 / statistics.median(r.times))) for r in runs}  # wall time
     print(f"\npretraining each for {args.budget_minutes:g} min worth of steps at the speed measured above:", flush=True)
     evaluator = None
     for r in make_runs(plan):

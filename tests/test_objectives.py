@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from transferlm.objectives.masking import IGNORE_INDEX
 from transferlm.objectives.pretraining import (CausalLMModel, MLMHead, NSPHead, PretrainingHeads, PretrainingModel,
-                                               SpanBoundaryHead, causal_lm_loss, softmax_cross_entropy)
+                                               SpanBoundaryHead, causal_lm_loss, softmax_cross_entropy, tied_linear)
 
 B, T, C, V = 3, 7, 16, 50
 
@@ -262,3 +262,27 @@ def test_pretraining_model_mlm_loss_and_accuracy_match_the_reference(labels):
     logits, targets = model.cls.predictions.logits_at(model.encoder(batch["input_ids"]).last_hidden_state, labels)
     torch.testing.assert_close(out["mlm_loss"], F.cross_entropy(logits, targets))
     assert out["mlm_accuracy"].item() == (logits.argmax(-1) == targets).float().mean().item()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tied_linear_equals_f_linear_with_a_tied_embedding(precision):
+    # the MLM decoder tied to the word embeddings: same logits and the same summed gradients as
+    # F.linear, with the weight gradient laid out as the weight (added in place, not out of place)
+    g = torch.Generator().manual_seed(3)
+    ids, rows = torch.randint(0, V, (4, 6), generator=g), torch.randn(9, C, generator=g)
+    grads = {}
+    for name, fn in (("ours", tied_linear), ("ref", F.linear)):
+        torch.manual_seed(0)
+        emb, bias = nn.Embedding(V, C), nn.Parameter(torch.randn(V) * 0.1)
+        x = rows.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            h = emb(ids).sum((0, 1)) + x  # (9, C): the embedding lookup feeds the rows
+            out = fn(h, emb.weight, bias)  # (9, V)
+        (out.float() ** 2).mean().backward()
+        grads[name] = (out, emb.weight.grad, bias.grad, x.grad)
+    ours, ref = grads["ours"], grads["ref"]
+    assert ours[0].dtype == ref[0].dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    tol = {} if precision == "fp32" else {"rtol": 2e-2, "atol": 2e-3}
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a.float(), b.float(), **tol)
+    assert ours[1].dtype == ours[2].dtype == torch.float32 and ours[1].is_contiguous()
