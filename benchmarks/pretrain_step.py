@@ -18,7 +18,8 @@ With `--budget-minutes M` it then pretrains each configuration from scratch for 
 that M minutes give at the speed just measured (the demo's own planning: budget / seconds per
 step; warmup 6%, linear decay), and scores the held-out MLM accuracy on the same 256 PTB valid
 sentence pairs with the same masks for all (the demo's held-out measure), beside the unigram
-baseline.
+baseline. The step count comes from the timing above, so give enough `--steps` (30) for a
+steady plan: with 10 on a shared machine the plan can be off by 10% or more.
 
     python benchmarks/pretrain_step.py [--baseline REV] [--steps 30] [--threads 1] [--work DIR]
                                        [--configs 16x64,32x64,16x64:bf16] [--budget-minutes 4]
