@@ -5,10 +5,12 @@ millisecond cut from its step is more pretraining in the same minutes. This scri
 demo's stage-2 pretraining twice in one process: once from the package as it was at `--baseline`
 (a git commit, extracted with `git archive` and imported as `transferlm_baseline`), with that
 commit's `DemoConfig` defaults, and once from this tree with its own defaults (or the `--configs`
-given). Each is the real thing: the demo's model preset, a WordPiece vocabulary of the demo's size
-learned on PTB train (the text the demo pretrains on, less the BBC articles), NSP sentence pairs,
-the MLM collator with token masking, and the shared Trainer's whole step (collate, forward,
-backward, clipping, AdamW, schedule) with precision fp32, as stage 2 runs it. The steps of all
+given). Each is built by its own package's builder, as its demo's stage 2 builds it (this tree:
+objectives/builder.py's `build_pretraining("bert", ...)`; the baseline: its cli/pretrain.py
+`build()`): the demo's model preset, a WordPiece vocabulary of the demo's size learned on PTB
+train (the text the demo pretrains on, less the BBC articles), NSP sentence pairs, the MLM collator
+with token masking; each step is the shared Trainer's whole step (collate, forward, backward,
+clipping, AdamW, schedule) with precision fp32, as stage 2 runs it. The steps of all
 configurations alternate, one each in turn, so that every one sees the same machine load.
 
 Prints, per configuration: wall and CPU ms per step (medians), steps per minute, tokens per second
@@ -28,7 +30,6 @@ steady plan: with 10 on a shared machine the plan can be off by 10% or more.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 import shutil
 import statistics
@@ -91,29 +92,24 @@ class Run:
         P = pkg.__name__
         m = lambda mod: importlib.import_module(f"{P}.{mod}")  # noqa: E731
         tok = m("tokenization.io").load_tokenizer(tok_dir)
-        specials = {r: tok.special_token_id(r) for r in ("cls", "sep", "mask", "pad")}
-        self.specials = specials
         m("training").seed_everything(demo_cfg.seed)
-        V = tok.vocab_size
-        preset = m("models").preset
-        # as cli/pretrain.py's build() for the bert preset (the demo's stage 2)
-        enc = m("models").Encoder(preset(demo_cfg.model, vocab_size=V, pad_token_id=specials["pad"], add_pooler=True,
-                                         max_position_embeddings=max(length, preset(demo_cfg.model).max_position_embeddings)))
-        corpus_dir = work / f"corpus_{P}_{V}"
-        corpus_mod = m("data.corpus")
-        if not (corpus_dir / "corpus.json").exists():
-            corpus_mod.build_corpus([str(text)], corpus_dir, tok, V, progress=False)
-        corpus = corpus_mod.TokenCorpus(corpus_dir)
-        masking = m("objectives.masking")
-        weights = masking.random_token_weights(V, sorted(set(specials.values())), corpus.unigram_counts())
-        self.dataset = corpus_mod.NSPDataset(corpus, length, cls_id=specials["cls"], sep_id=specials["sep"],
-                                             seed=demo_cfg.seed)
-        self.collate = m("objectives.collate").MLMCollator(pad_id=specials["pad"], mask_id=specials["mask"],
-                                                           random_weights=weights,
-                                                           masking=masking.MaskingConfig(strategy="token"),
-                                                           seed=demo_cfg.seed)
-        self.model = m("objectives.pretraining").PretrainingModel(enc, enc.config.hidden_size, V, nsp=True,
-                                                                   layer_norm_eps=enc.config.norm_eps)
+        try:
+            builder = m("objectives.builder")  # this tree: the one pretraining builder (CLI, demo, benchmarks)
+        except ModuleNotFoundError:
+            builder = None
+        if builder is not None:
+            p = builder.build_pretraining("bert", tok, work / f"corpus_{P}", [str(text)], model=demo_cfg.model,
+                                          max_length=length, seed=demo_cfg.seed, progress=False)
+            self.model, self.dataset, self.collate, self.specials = p.model, p.dataset, p.collate, p.specials
+            self.pretraining = p
+        else:  # the baseline: cli/pretrain.py's build(), which its demo stage 2 called
+            cli = m("cli.pretrain")
+            pcfg = cli.PretrainConfig(preset="bert", data=[str(text)], tokenizer=str(tok_dir), model=demo_cfg.model,
+                                      output=str(work / f"out_{P}"), max_length=length, batch_size=batch,
+                                      lr=demo_cfg.lr, seed=demo_cfg.seed, progress_bar=False)
+            self.model, self.dataset, self.collate, tok, _ = cli.build(pcfg)
+            self.specials = {r: tok.special_token_id(r) for r in ("cls", "sep", "mask", "pad")}
+            self.pretraining = None
         tr = m("training")
         cfg = tr.TrainerConfig(run_dir=str(work / "runs" / name.replace(" ", "_")), max_steps=max_steps,
                                batch_size=batch, lr=demo_cfg.lr,
@@ -138,20 +134,13 @@ class Run:
 
 
 def heldout_evaluator(held: Path, tok_dir: Path, work: Path, run: Run, n_examples: int = 256):
-    """The demo's held-out measure: PTB valid NSP pairs, masked once (fixed masks), this tree's
-    MLMEvaluator; the same batches score every configuration."""
-    from transferlm.data.corpus import NSPDataset, TokenCorpus, build_corpus
-    from transferlm.objectives.pretraining import MLMEvaluator
+    """The demo's held-out measure, from this tree's builder: PTB valid NSP pairs, masked once
+    (fixed masks); the same batches score every configuration."""
+    from transferlm.objectives.builder import token_corpus
     from transferlm.tokenization.io import load_tokenizer
 
-    tok = load_tokenizer(tok_dir)
-    d = work / f"heldout_corpus_{tok.vocab_size}"
-    if not (d / "corpus.json").exists():
-        build_corpus([str(held)], d, tok, tok.vocab_size, progress=False)
-    ds = NSPDataset(TokenCorpus(d), run.length, cls_id=run.specials["cls"], sep_id=run.specials["sep"], seed=1)
-    return MLMEvaluator.from_dataset(ds, copy.deepcopy(run.collate), n_examples=n_examples, batch_size=32,
-                                     seed=12345, counts=run.dataset.corpus.unigram_counts(),
-                                     special_ids=sorted(set(run.specials.values())))
+    corpus = token_corpus([str(held)], work / "heldout_corpus", load_tokenizer(tok_dir), progress=False)
+    return run.pretraining.evaluator(corpus, n_examples)
 
 
 def _shape(spec: str) -> tuple[int, int, str]:
@@ -227,12 +216,11 @@ def main() -> None:
 
     plan = {r.name: max(10, int(args.budget_minutes * 60 / statistics.median(r.times))) for r in runs}  # wall time
     print(f"\npretraining each for {args.budget_minutes:g} min worth of steps at the speed measured above:", flush=True)
-    evaluator = None
-    for r in make_runs(plan):
-        if evaluator is None:
-            evaluator = heldout_evaluator(held, tok_dir, work, r)
-            print(f"held-out: {evaluator.masked_tokens} masked tokens of 256 PTB valid pairs; unigram baseline "
-                  f"{evaluator.unigram_accuracy:.1%}", flush=True)
+    runs = make_runs(plan)
+    evaluator = heldout_evaluator(held, tok_dir, work, next(r for r in runs if r.pretraining is not None))
+    print(f"held-out: {evaluator.masked_tokens} masked tokens of 256 PTB valid pairs; unigram baseline "
+          f"{evaluator.unigram_accuracy:.1%}", flush=True)
+    for r in runs:
         t0 = time.perf_counter()
         r.trainer.fit()
         seconds = time.perf_counter() - t0
