@@ -133,6 +133,7 @@ async function generate() {
   const status = $("generate-status");
   showError("");
   out.textContent = "";
+  delete out.dataset.done;
   $("completion-prompt").textContent = $("chat").checked ? "" : $("prompt").value;
   $("generate").disabled = true;
   status.textContent = "streaming\u2026";
