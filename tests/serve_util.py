@@ -83,6 +83,14 @@ def make_classifier(folder: Path) -> tuple[Path, list[tuple[str, str]]]:
     return folder, data
 
 
+def make_pair_classifier(folder: Path) -> Path:
+    """A sentence-pair TextClassifier over the tiny encoder with RTE's labels, saved untrained."""
+    clf = TextClassifier.new(_tiny_encoder(), tokenizer=load_tokenizer(assets.path("minilm")),
+                             labels=["entailment", "not_entailment"], max_length=64, pair=True)
+    clf.save_pretrained(folder)
+    return folder
+
+
 def wnut_examples(n: int = 12) -> list[tuple[list[str], list[str]]]:
     return [d for d in assets.wnut16()[:300] if any(t != "O" for t in d[1])][:n]
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve_util import Running, make_classifier, make_gpt2, make_tagger
+from serve_util import Running, make_classifier, make_gpt2, make_pair_classifier, make_tagger
 from transferlm.cli import main
 from transferlm.data import assets
 from transferlm.models import Decoder
@@ -47,13 +47,15 @@ def folders(tmp_path_factory):
     d = tmp_path_factory.mktemp("serve")
     clf, clf_data = make_classifier(d / "clf")
     tag, tag_data = make_tagger(d / "tag")
-    return {"clf": clf, "tag": tag, "gpt": make_gpt2(d / "gpt"), "clf_data": clf_data, "tag_data": tag_data}
+    return {"clf": clf, "tag": tag, "gpt": make_gpt2(d / "gpt"), "clf_data": clf_data, "tag_data": tag_data,
+            "pair": make_pair_classifier(d / "pair")}
 
 
 @pytest.fixture(scope="module")
 def server(folders):
     models = [load_model("minilm", "minilm"), load_model("topics", str(folders["clf"])),
-              load_model("ner", str(folders["tag"])), load_model("tiny-gpt", str(folders["gpt"]))]
+              load_model("ner", str(folders["tag"])), load_model("tiny-gpt", str(folders["gpt"])),
+              load_model("rte", str(folders["pair"]))]
     opts = ServeOptions(BatchOptions(max_wait_ms=100), max_body_bytes=50_000, max_inputs=8, max_new_tokens=40)
     with Running(create_app(models, opts)) as run:
         yield run
@@ -82,7 +84,9 @@ def test_health_models_page_and_docs(client):
     assert h["status"] == "ok"
     kinds = {m["name"]: (m["kind"], m["tasks"]) for m in h["models"]}
     assert kinds == {"minilm": ("encoder", ["tokenize", "embed"]), "topics": ("classifier", ["tokenize", "classify"]),
-                     "ner": ("tagger", ["tokenize", "tag"]), "tiny-gpt": ("decoder", ["tokenize", "generate"])}
+                     "ner": ("tagger", ["tokenize", "tag"]), "tiny-gpt": ("decoder", ["tokenize", "generate"]),
+                     "rte": ("classifier", ["tokenize", "classify"])}
+    assert [m.get("pairs") for m in h["models"]] == [None, None, None, None, True]
     assert client.get("/models").json()["models"] == h["models"]
     page = client.get("/")
     assert page.status_code == 200 and '<script src="/static/app.js">' in page.text
@@ -134,6 +138,20 @@ def test_classify_equals_the_pipeline(client, folders):
     assert [row[0]["label"] for row in rows] == [lab for _, lab in folders["clf_data"][:6]]
     # a model name in the URL instead of the body
     assert client.post("/models/topics/classify", json={"inputs": texts}).json()["results"] == rows
+
+
+def test_classify_sentence_pairs(client, folders):
+    a = ["The bank raised rates.", "England won the match."]
+    b = ["Rates went up.", "Wales won the match."]
+    r = client.post("/classify", json={"model": "rte", "inputs": a, "pairs": b})
+    assert r.status_code == 200
+    want = load_pipeline(folders["pair"]).predict_proba(a, b)
+    for row, p in zip(r.json()["results"], want):
+        got = {d["label"]: d["score"] for d in row}
+        np.testing.assert_allclose([got["entailment"], got["not_entailment"]], p, atol=1e-5)
+    assert "give `pairs`" in client.post("/classify", json={"model": "rte", "inputs": a}).json()["error"]
+    assert "2 for 1 inputs" in client.post("/classify", json={"model": "rte", "inputs": "x", "pairs": b}).json()["error"]
+    assert "single texts" in client.post("/classify", json={"model": "topics", "inputs": "x", "pairs": "y"}).json()["error"]
 
 
 def test_tag_entities_with_character_offsets(client, folders):

@@ -11,7 +11,7 @@ can do the task answers):
 |---|---|---|
 | POST /tokenize | inputs | ids, tokens, character offsets, special mask, each token's text |
 | POST /embed | inputs, pooling (mean / cls), normalize, truncate | one vector per input |
-| POST /classify | inputs, truncate | per input, every label with its probability, best first |
+| POST /classify | inputs, pairs (pair models), truncate | per input, every label with its probability, best first |
 | POST /tag | inputs | per input, entities with character offsets (end exclusive) |
 | POST /generate | inputs, parameters, chat | the completion |
 | POST /generate_stream | same | server-sent events: one per token, then a last one with the text |
@@ -56,7 +56,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import BatchOptions, Batcher
 from .metrics import ServerMetrics
-from .models import DecoderModel, EmbedInput, EncoderModel, GenerateOptions, ServedModel, TextDecoder
+from .models import (DecoderModel, EmbedInput, EncoderModel, GenerateOptions, PipelineModel, ServedModel,
+                     TextDecoder)
 
 log = logging.getLogger("transferlm.serve")
 STATIC = resources.files("transferlm.serving") / "static"
@@ -108,6 +109,7 @@ class EmbedRequest(_Body):
 
 class ClassifyRequest(_Body):
     inputs: Inputs = Field(..., description="a text or a list of texts")
+    pairs: Inputs | None = Field(None, description="the second text of each input, for a sentence-pair classifier")
     truncate: bool = Field(False, description="cut inputs over the model's token limit instead of a 422")
 
 
@@ -397,11 +399,23 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
     if "classify" in tasks:
         async def classify(body: ClassifyRequest) -> dict[str, Any]:
             m = srv.pick("classify", body.model)
+            assert isinstance(m, PipelineModel)
             texts = srv.texts(body.inputs)
-            lengths = [m.count_tokens(t) for t in texts]
+            pairs: list[str | None] = [None] * len(texts)
+            if m.pairs:
+                if body.pairs is None:
+                    raise APIError(422, f"model {m.name!r} classifies sentence pairs: give `pairs`, one per input",
+                                   "validation")
+                pairs = [body.pairs] if isinstance(body.pairs, str) else list(body.pairs)
+                if len(pairs) != len(texts):
+                    raise APIError(422, f"pairs: {len(pairs)} for {len(texts)} inputs", "validation")
+            elif body.pairs is not None:
+                raise APIError(422, f"pairs: model {m.name!r} classifies single texts", "validation")
+            lengths = [m.count_tokens(t, p) for t, p in zip(texts, pairs)]
             srv.check_lengths(m, lengths, body.truncate)
             lengths = [min(n, m.max_tokens) for n in lengths]
-            return {"model": m.name, "results": await srv.batched(m, "classify", texts, lengths)}
+            results = await srv.batched(m, "classify", list(zip(texts, pairs)), lengths)
+            return {"model": m.name, "results": results}
         route("classify", classify, ClassifyRequest, "class probabilities, best first")
 
     if "tag" in tasks:

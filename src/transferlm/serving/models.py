@@ -139,11 +139,22 @@ class PipelineModel(ServedModel):
         self.labels = list(pipeline.labels)
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "labels": self.labels, "pipeline": type(self.pipeline).__name__}
+        return {**super().info(), "labels": self.labels, "pipeline": type(self.pipeline).__name__,
+                **({"pairs": True} if self.kind == "classifier" and self.pairs else {})}
 
-    def run_batch(self, task: str, inputs: list[str]) -> list[Any]:
+    @property
+    def pairs(self) -> bool:
+        """A sentence-pair classifier: each input is (text, text_b)."""
+        return self.pipeline.task == "pair"
+
+    def count_tokens(self, text: str, pair: str | None = None) -> int:
+        return len(self.tokenizer.encode(text, pair).ids)
+
+    def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
         if task == "classify" and self.kind == "classifier":
-            probs = self.pipeline.predict_proba(inputs, batch_size=len(inputs))  # (N, K)
+            texts = [x[0] for x in inputs]  # inputs are (text, text_b or None)
+            pairs = [x[1] for x in inputs] if self.pairs else None
+            probs = self.pipeline.predict_proba(texts, pairs, batch_size=len(inputs))  # (N, K)
             return [sorted(({"label": lab, "score": float(p)} for lab, p in zip(self.labels, row)),
                            key=lambda d: -d["score"]) for row in probs]
         if task == "tag" and self.kind == "tagger":

@@ -185,7 +185,8 @@ async function init() {
   $("served").textContent = "Serving " + models.map((m) => `${m.name} (${m.kind})`).join(", ");
   for (const task of TASKS) {
     const select = $(`${task}-model`);
-    for (const m of models.filter((m) => m.tasks.includes(task))) {
+    // sentence-pair classifiers need a second text, which this page does not ask for
+    for (const m of models.filter((m) => m.tasks.includes(task) && !(task === "classify" && m.pairs))) {
       const opt = document.createElement("option");
       opt.value = opt.textContent = m.name;
       select.appendChild(opt);
