@@ -230,6 +230,10 @@ def test_errors_are_clear_and_the_server_goes_on(client):
     assert "takes at most 64" in err(client.post("/classify", json={"inputs": long[:1000]}), 422)
     assert client.post("/classify", json={"inputs": long[:1000], "truncate": True}).status_code == 200
     assert client.post("/embed", json={"inputs": long, "truncate": True}).status_code == 200
+    tagged_text = "Empire State Building " + long[:1000]
+    tagged = client.post("/tag", json={"inputs": tagged_text})  # taggers window long texts: no token limit
+    assert tagged.status_code == 200
+    assert all(tagged_text[e["start"]:e["end"]] == e["text"] for e in tagged.json()["results"][0])
     assert "at most 40" in err(client.post("/generate", json={"inputs": "a", "parameters": {"max_new_tokens": 41}}), 422)
     assert "prompt tokens" in err(client.post("/generate", json={"inputs": "the " * 100,
                                                                   "parameters": {"max_new_tokens": 40}}), 422)

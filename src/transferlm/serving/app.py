@@ -20,7 +20,8 @@ can do the task answers):
 
 Errors are JSON `{"error": message, "error_type": ...}`: a body over `max_body_bytes` or more
 than `max_inputs` inputs 413; invalid JSON, a missing or mistyped field, an input over the
-model's token limit (unless truncate) 422; an unknown model, endpoint, or a task the model
+model's token limit (unless truncate; taggers window long texts, so only the
+server's --max-input-tokens applies to them) 422; an unknown model, endpoint, or a task the model
 cannot do 404; an exception inside the model 500 for that request only (batching.py reruns the
 pass without it).
 
@@ -190,8 +191,8 @@ class Server:
         cap = self.options.max_input_tokens
         return min(m.max_tokens, cap) if cap else m.max_tokens
 
-    def check_lengths(self, m: ServedModel, lengths: list[int], truncate: bool) -> None:
-        limit = self.limit(m)
+    def check_lengths(self, m: ServedModel, lengths: list[int], truncate: bool, limit: int | None = None) -> None:
+        limit = limit or self.limit(m)
         for i, n in enumerate(lengths):
             if n > limit and not truncate:
                 raise APIError(422, f"inputs[{i}]: {n} tokens; model {m.name!r} takes at most {limit} "
@@ -423,7 +424,8 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
             m = srv.pick("tag", body.model)
             texts = srv.texts(body.inputs)
             lengths = [m.count_tokens(t) for t in texts]
-            srv.check_lengths(m, lengths, False)
+            if options.max_input_tokens:  # taggers cut long texts into overlapping windows themselves
+                srv.check_lengths(m, lengths, False, options.max_input_tokens)
             return {"model": m.name, "results": await srv.batched(m, "tag", texts, lengths)}
         route("tag", tag, TagRequest, "entities (or tagged words) with character offsets")
 
