@@ -101,6 +101,8 @@ def test_health_models_page_and_docs(client):
     assert {"/tokenize", "/embed", "/classify", "/tag", "/generate", "/generate_stream", "/health",
             "/metrics"} <= set(schema["paths"])
     assert "pooling" in json.dumps(schema["components"]["schemas"]["EmbedRequest"])
+    assert set(schema["paths"]["/embed"]["post"]["responses"]) == {"200", "404", "413", "422", "500"}
+    assert "ErrorResponse" in json.dumps(schema["paths"]["/embed"]["post"]["responses"]["422"])
 
 
 # ---- the tasks ---------------------------------------------------------------------------------------

@@ -158,3 +158,13 @@ def test_page_shows_tokens_classes_entities_and_a_streamed_completion(served, br
     drv.find_element(By.ID, "generate").click()
     wait.until(lambda d: d.find_element(By.ID, "completion-text").get_attribute("data-done") == "true")
     assert not drv.find_element(By.ID, "error").is_displayed()
+
+
+def test_docs_page_renders_offline_in_chromium(served, browser):
+    run, _ = served
+    drv = browser
+    drv.get(run.url + "/docs")  # Swagger UI from this server's files: there is no network here
+    blocks = WebDriverWait(drv, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary"))
+    shown = {tuple(b.text.split("\n")[:2]) for b in blocks}
+    assert {("POST", "/embed"), ("POST", "/classify"), ("POST", "/tag"), ("POST", "/generate_stream"),
+            ("GET", "/metrics")} <= shown

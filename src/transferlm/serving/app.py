@@ -134,6 +134,19 @@ class GenerateRequest(_Body):
     chat: bool = Field(False, description="wrap the prompt as a ChatML user turn (SmolLM2-Instruct)")
 
 
+class ErrorResponse(BaseModel):
+    error: str = Field(..., description="what went wrong, naming the field or the limit")
+    error_type: str = Field(..., description="not_found | payload_too_large | validation | internal")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "unknown model, or a task the model cannot do"},
+    413: {"model": ErrorResponse, "description": "body over the size limit, or too many inputs"},
+    422: {"model": ErrorResponse, "description": "invalid JSON, a missing or mistyped field, an input too long"},
+    500: {"model": ErrorResponse, "description": "the model raised on this request (others are unaffected)"},
+}
+
+
 # ---- the app ---------------------------------------------------------------------------------------
 class Server:
     """The models, their batchers, the compute thread and the metrics of one app."""
@@ -358,7 +371,7 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
 
     # -- tasks: each registered at /TASK and /models/{name}/TASK
     def route(task: str, handler, body_cls: type[BaseModel], summary: str) -> None:
-        app.add_api_route(f"/{task}", handler, methods=["POST"], summary=summary)
+        app.add_api_route(f"/{task}", handler, methods=["POST"], summary=summary, responses=ERROR_RESPONSES)
 
         async def named(name: str, request: Request):  # the body's own `model`, if any, must agree
             try:
