@@ -199,6 +199,12 @@ def test_generate_and_stream_equal_decoder_generate(client, folders):
     assert a == b
     c = client.post("/generate", json={**samp, "parameters": {**samp["parameters"], "seed": 8}}).json()
     assert c["generated_text"] != a
+    # a client that leaves in the middle of a stream: the server stops that stream and goes on
+    with httpx.Client(base_url=client.base_url, timeout=60) as leaver:
+        with leaver.stream("POST", "/generate_stream", json={**body, "parameters": {"max_new_tokens": 40}}) as s:
+            first = next(line for line in s.iter_lines() if line.startswith("data: "))
+            assert json.loads(first[6:])["token"]["id"] == want[0]
+    assert client.post("/generate", json=body).json()["generated_text"] == out["generated_text"]
 
 
 def test_errors_are_clear_and_the_server_goes_on(client):
