@@ -2,6 +2,7 @@
 
     flock /tmp/heavy.lock python benchmarks/serve.py                # 32 clients, 20 s per mode
     python benchmarks/serve.py --clients 8 --seconds 5 --modes on   # a quick look
+    python benchmarks/serve.py --calibrate --modes off,on,on:200    # + the pass-cost fit, a cut batcher
 
 For each mode a server is started as its own process (`transferlm serve --model minilm`, on
 127.0.0.1 only, `--threads 2`), then N concurrent clients send one real BBC News sentence each per
@@ -59,10 +60,12 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def start_server(batching: bool, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(mode: str, threads: int) -> tuple[subprocess.Popen, str]:
+    """mode: off (one request per pass), on (the server's defaults), on:C (--pass-cost-tokens C)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)}
+    extra = ["--no-batching"] if mode == "off" else (["--pass-cost-tokens", mode[3:]] if mode.startswith("on:") else [])
     cmd = [sys.executable, "-m", "transferlm", "serve", "--model", "minilm", "--host", "127.0.0.1", "--port", "0",
-           "--threads", str(threads), "--log-level", "warning"] + ([] if batching else ["--no-batching"])
+           "--threads", str(threads), "--log-level", "warning"] + extra
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -133,12 +136,48 @@ async def load(url: str, texts: list[str], clients: int, seconds: float, seed: i
             "bad_sent": bad["sent"], "bad_wrong": bad["wrong"][:3]}
 
 
+def calibrate(threads: int) -> float:
+    """Forward time of MiniLM for B x T token batches; the fixed cost of a pass in token-equivalents."""
+    import numpy as np
+    import torch
+
+    from transferlm.embeddings import contextual
+
+    torch.set_num_threads(threads)
+    model, _ = contextual.load("minilm")
+    shapes = [(1, 8), (1, 32), (1, 128), (4, 32), (8, 16), (8, 64), (16, 32), (32, 32), (32, 64), (16, 128)]
+    rows = []
+    with torch.inference_mode():
+        for B, T in shapes:
+            ids = torch.randint(1000, 20000, (B, T))
+            model(input_ids=ids)
+            best = min(_timed(model, ids) for _ in range(7))  # the least disturbed of 7 runs
+            rows.append((B * T, best))
+            print(f"  forward {B:2d} x {T:3d} = {B * T:4d} tokens: {1000 * best:7.2f} ms")
+    x = np.array(rows)
+    fixed, per_token = np.linalg.lstsq(np.c_[np.ones(len(x)), x[:, 0]], x[:, 1], rcond=None)[0]
+    print(f"calibration: forward = {1000 * fixed:.2f} ms + {1e6 * per_token:.1f} us x tokens; a pass's fixed "
+          f"cost = {fixed / per_token:.0f} token-equivalents")
+    del model
+    return float(fixed / per_token)
+
+
+def _timed(model, ids) -> float:
+    t0 = time.perf_counter()
+    model(input_ids=ids)
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the server (default: 2)")
-    ap.add_argument("--modes", default="off,on", help="off (one request at a time), on (dynamic batching)")
+    ap.add_argument("--modes", default="off,on",
+                    help="comma-separated: off (one request at a time), on (dynamic batching, the defaults), "
+                         "on:C (with --pass-cost-tokens C)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="first time MiniLM forward passes of B x T tokens and fit time = fixed + per_token x B*T")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     texts = sentences(2000, args.seed)
@@ -147,9 +186,11 @@ def main() -> int:
     lens = sorted(len(load_tokenizer(assets.path("minilm")).encode(t).ids) for t in texts)
     print(f"{len(texts)} BBC sentences, tokens: min {lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]}; "
           f"{args.clients} clients x {args.seconds:.0f} s per mode; server --threads {args.threads}")
+    if args.calibrate:
+        calibrate(args.threads)
     results = {}
     for mode in args.modes.split(","):
-        proc, url = start_server(mode == "on", args.threads)
+        proc, url = start_server(mode, args.threads)
         try:
             with httpx.Client(base_url=url, timeout=60) as c:  # warm up: first passes allocate
                 for t in texts[:16]:
@@ -164,7 +205,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         results[mode] = res
-        print(f"batching {mode:3s}: {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  p99 {res['p99_ms']:7.1f} ms  "
+        print(f"batching {mode:6s}: {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  p99 {res['p99_ms']:7.1f} ms  "
               f"{res['requests']} ok, {res['failed']} failed; mean {res['mean_batch']:.1f} texts/pass; "
               f"{res['bad_sent']} bad requests sent, {len(res['bad_wrong'])} not refused as expected")
         for f in res["failures"] + res["bad_wrong"]:

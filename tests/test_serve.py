@@ -352,6 +352,36 @@ def test_plan_passes_sorts_by_length_and_keeps_the_budget():
     assert plan_passes([300, 2], 100) == [[0], [1]]  # longer than the budget: alone
 
 
+def test_plan_passes_with_a_pass_cost_is_the_cheapest_cut():
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    for _ in range(60):
+        lengths = [rng.randint(3, 120) for _ in range(rng.randint(1, 9))]
+        budget, c = rng.choice([200, 500, 10_000]), rng.choice([1, 30, 150, 1000])
+        srt = sorted(lengths, reverse=True)
+
+        def cost(bounds):  # passes = consecutive runs of the sorted lengths
+            total = 0
+            for a, b in zip(bounds, bounds[1:]):
+                if b - a > 1 and (b - a) * srt[a] > budget:
+                    return float("inf")
+                total += (b - a) * srt[a] + c
+            return total
+
+        n = len(srt)
+        brute = min(cost([0, *cuts, n]) for k in range(n) for cuts in itertools.combinations(range(1, n), k))
+        passes = plan_passes(lengths, budget, c)
+        assert sorted(i for p in passes for i in p) == list(range(n))
+        got = [len(p) for p in passes]
+        assert cost([0, *itertools.accumulate(got)]) == brute
+        assert [lengths[i] for p in passes for i in p] == srt
+    # mixed lengths: the short texts are not padded to the long one when a pass costs little
+    assert [[[5, 100, 6, 7][i] for i in p] for p in plan_passes([5, 100, 6, 7], 1000, 10)] == [[100], [7, 6, 5]]
+    assert len(plan_passes([5, 100, 6, 7], 1000, 1000)) == 1
+
+
 def test_batcher_gathers_concurrent_requests_and_isolates_failures():
     passes: list[list[str]] = []
 

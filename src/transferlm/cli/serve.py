@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="padded tokens per forward pass when batching (default: 8192)")
     p.add_argument("--max-wait-ms", type=float, default=2.0,
                    help="how long a lone input waits for others to batch with (default: 2 ms)")
+    p.add_argument("--pass-cost-tokens", type=float, default=None,
+                   help="a forward pass's fixed cost in token-equivalents, for cutting a batch of mixed lengths "
+                        "into passes (default: the measured value in serving/batching.py; 0: fill each pass)")
     p.add_argument("--no-batching", action="store_true", help="one request per forward pass (a baseline)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (default: 1 MB)")
     p.add_argument("--max-inputs", type=int, default=64, help="most texts in one request (default: 64)")
@@ -64,7 +67,12 @@ def build(args: argparse.Namespace):
     for name, source in specs:
         print(f"loading {name} from {source}", file=sys.stderr)
         models.append(load_model(name, source))
-    options = ServeOptions(BatchOptions(not args.no_batching, args.max_batch_tokens, args.max_wait_ms),
+    batching = BatchOptions(not args.no_batching, args.max_batch_tokens, args.max_wait_ms)
+    if args.pass_cost_tokens is not None:
+        if args.pass_cost_tokens < 0:
+            raise UserError(f"--pass-cost-tokens must be >= 0, not {args.pass_cost_tokens}")
+        batching.pass_cost_tokens = args.pass_cost_tokens
+    options = ServeOptions(batching,
                            args.max_body_bytes, args.max_inputs, args.max_new_tokens, args.max_input_tokens)
     return create_app(models, options)
 

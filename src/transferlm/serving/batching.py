@@ -10,7 +10,8 @@ The policy (the token-budget batching of Hugging Face's text-embeddings-inferenc
   under load there is no waiting at all);
 - the inputs taken are sorted by length, longest first, and cut into forward passes whose
   padded size (rows x longest row) stays within `max_batch_tokens`, so each pass pads only to
-  texts of about its own length;
+  texts of about its own length (`plan_passes`: where to cut is chosen to minimise padded
+  tokens plus a fixed cost per pass);
 - each pass runs on the one compute thread (`executor`) that every model shares, so two models
   never fight over the CPU cores; results go back to each request as soon as its pass is done;
 - a pass that raises is run again one input at a time, so the input that fails gets the error
@@ -32,6 +33,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .metrics import ServerMetrics
 
 
@@ -44,12 +47,18 @@ class BatchOptions:
     # How long the first input of an idle queue waits for company: short, so a lone request
     # hardly pays for batching (TEI does not wait at all; a little waiting helps bursts).
     max_wait_ms: float = 2.0
+    # A pass's fixed work in token-equivalents, for cutting a gathered group of mixed lengths into
+    # passes (plan_passes). benchmarks/serve.py measures it (forward time = fixed + per-token x
+    # tokens, fitted on MiniLM): MEASURED below; 0 fills each pass up to the budget instead.
+    pass_cost_tokens: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be at least 1, not {self.max_batch_tokens}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, not {self.max_wait_ms}")
+        if self.pass_cost_tokens < 0:
+            raise ValueError(f"pass_cost_tokens must be >= 0, not {self.pass_cost_tokens}")
 
 
 @dataclass
@@ -61,17 +70,41 @@ class _Item:
     arrived: float
 
 
-def plan_passes(lengths: Sequence[int], max_batch_tokens: int) -> list[list[int]]:
-    """Indices sorted longest first, cut greedily into passes of rows x longest <= the budget
-    (an input longer than the budget runs alone)."""
+def plan_passes(lengths: Sequence[int], max_batch_tokens: int, pass_cost_tokens: float = 0.0) -> list[list[int]]:
+    """Indices sorted longest first, cut into passes of consecutive lengths, each within
+    rows x longest <= max_batch_tokens (an input longer than the budget runs alone).
+
+    Where to cut is chosen exactly, by dynamic programming over the sorted lengths, to minimise
+    the padded tokens computed plus `pass_cost_tokens` per pass (a pass's fixed work: module
+    calls, kernel launches, in token-equivalents). With 0, every pass is filled greedily up to
+    the budget (one pass for a group that fits), as in TEI; with a cost, a group of mixed lengths
+    is split where padding the short texts to the long ones would cost more than another pass.
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    passes: list[list[int]] = []
-    for i in order:
-        if passes and (len(passes[-1]) + 1) * lengths[passes[-1][0]] <= max_batch_tokens:
-            passes[-1].append(i)  # the pass's first index is its longest
-        else:
-            passes.append([i])
-    return passes
+    if pass_cost_tokens <= 0:  # greedy: fill each pass up to the budget
+        passes: list[list[int]] = []
+        for i in order:
+            if passes and (len(passes[-1]) + 1) * lengths[passes[-1][0]] <= max_batch_tokens:
+                passes[-1].append(i)  # the pass's first index is its longest
+            else:
+                passes.append([i])
+        return passes
+    L = np.array([lengths[i] for i in order], dtype=np.float64)  # descending
+    n = len(L)
+    best = np.zeros(n + 1)  # best[j]: cheapest cost of the first j sorted inputs
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        rows = j - np.arange(j)  # a last pass of inputs i..j-1 has j - i rows, padded to L[i]
+        padded = rows * L[:j]
+        cost = best[:j] + padded + pass_cost_tokens
+        cost[(padded > max_batch_tokens) & (rows > 1)] = np.inf
+        cut[j] = int(np.argmin(cost))
+        best[j] = cost[cut[j]]
+    bounds, j = [], n
+    while j > 0:
+        bounds.append((int(cut[j]), j))
+        j = int(cut[j])
+    return [order[a:b] for a, b in reversed(bounds)]
 
 
 class Batcher:
@@ -149,7 +182,7 @@ class Batcher:
         while True:
             taken = [it for it in await self._gather() if not it.future.done()]
             budget = self.options.max_batch_tokens if self.options.enabled else 10 ** 12
-            for idx in plan_passes([it.length for it in taken], budget):
+            for idx in plan_passes([it.length for it in taken], budget, self.options.pass_cost_tokens):
                 group = [taken[i] for i in idx if not taken[i].future.done()]
                 if not group:
                     continue
