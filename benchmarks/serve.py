@@ -2,7 +2,7 @@
 
     flock /tmp/heavy.lock python benchmarks/serve.py                # 32 clients, 20 s per mode
     python benchmarks/serve.py --clients 8 --seconds 5 --modes on   # a quick look
-    python benchmarks/serve.py --calibrate --modes off,on,on:200    # + the pass-cost fit, a cut batcher
+    python benchmarks/serve.py --calibrate --modes off,on,on:auto   # + the pass-cost fit, used by a server
 
 For each mode a server is started as its own process (`transferlm serve --model minilm`, on
 127.0.0.1 only, `--threads 2`), then N concurrent clients send one real BBC News sentence each per
@@ -175,7 +175,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the server (default: 2)")
     ap.add_argument("--modes", default="off,on",
                     help="comma-separated: off (one request at a time), on (dynamic batching, the defaults), "
-                         "on:C (with --pass-cost-tokens C)")
+                         "on:C (with --pass-cost-tokens C), on:auto (C from --calibrate)")
     ap.add_argument("--calibrate", action="store_true",
                     help="first time MiniLM forward passes of B x T tokens and fit time = fixed + per_token x B*T")
     ap.add_argument("--seed", type=int, default=0)
@@ -186,10 +186,13 @@ def main() -> int:
     lens = sorted(len(load_tokenizer(assets.path("minilm")).encode(t).ids) for t in texts)
     print(f"{len(texts)} BBC sentences, tokens: min {lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]}; "
           f"{args.clients} clients x {args.seconds:.0f} s per mode; server --threads {args.threads}")
-    if args.calibrate:
-        calibrate(args.threads)
+    cost = calibrate(args.threads) if args.calibrate else None
     results = {}
     for mode in args.modes.split(","):
+        if mode == "on:auto":
+            if cost is None:
+                raise SystemExit("--modes on:auto needs --calibrate")
+            mode = f"on:{cost:.0f}"
         proc, url = start_server(mode, args.threads)
         try:
             with httpx.Client(base_url=url, timeout=60) as c:  # warm up: first passes allocate
