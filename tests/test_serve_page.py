@@ -57,7 +57,7 @@ def browser():
 
 
 def screenshot(drv, tmp_path: Path, name: str) -> Path:
-    height = int(drv.execute_script("return document.documentElement.scrollHeight"))
+    height = int(drv.execute_script("return Math.ceil(document.querySelector('main').getBoundingClientRect().bottom) + 24"))
     drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # the whole page in one picture
                         {"width": 1100, "height": height, "deviceScaleFactor": 1, "mobile": False})
     out = tmp_path / name
@@ -133,8 +133,9 @@ def test_page_shows_tokens_classes_entities_and_a_streamed_completion(served, br
     n.send_keys("24")
     drv.execute_script("""
         window.__seen = [];
-        new MutationObserver(() => window.__seen.push(document.getElementById('completion-text').textContent))
-          .observe(document.getElementById('completion-text'), {childList: true, characterData: true, subtree: true});""")
+        // each update of the completion replaces its text node: one record per drawn step
+        new MutationObserver((recs) => recs.forEach((r) => r.addedNodes.forEach((n) => window.__seen.push(n.data))))
+          .observe(document.getElementById('completion-text'), {childList: true});""")
     drv.find_element(By.ID, "generate").click()
     wait.until(lambda d: d.find_element(By.ID, "completion-text").get_attribute("data-done") == "true")
     want = api.post("/generate", json={"model": "tiny-gpt", "inputs": "the company said",
@@ -143,7 +144,7 @@ def test_page_shows_tokens_classes_entities_and_a_streamed_completion(served, br
         drv.execute_script("return document.getElementById('completion-text').textContent") == want["generated_text"]
     assert drv.find_element(By.ID, "generate-status").text == "done: 24 tokens (length)"
     seen = [s for s in drv.execute_script("return window.__seen") if s]
-    assert len(seen) >= 12, seen  # drawn as the events came, not once at the end
+    assert len(seen) >= 24, seen  # drawn event by event (24 tokens, then the final text), not once at the end
     assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
     assert drv.find_element(By.ID, "completion-prompt").text == "the company said"
     screenshot(drv, tmp_path, "serve_page.png")

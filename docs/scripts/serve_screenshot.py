@@ -63,7 +63,7 @@ def main() -> None:
             drv.find_element(By.ID, "generate").click()
             wait.until(lambda d: d.find_element(By.ID, "completion-text").get_attribute("data-done") == "true")
             shown = drv.find_element(By.ID, "completion-text").text
-            height = int(drv.execute_script("return document.documentElement.scrollHeight"))
+            height = int(drv.execute_script("return Math.ceil(document.querySelector('main').getBoundingClientRect().bottom) + 24"))
             drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                 {"width": 1100, "height": height, "deviceScaleFactor": 1, "mobile": False})
             out = ROOT / "docs" / "serve_page_smollm2.png"
