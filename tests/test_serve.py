@@ -457,3 +457,11 @@ def test_cli_serve_in_a_subprocess(tmp_path, capsys):
         proc.send_signal(2)  # Ctrl-C
         rc = proc.wait(timeout=30)
     assert rc == 0
+
+
+def test_decoder_stream_and_on_token_give_generate_s_tokens(folders):
+    model = Decoder.from_pretrained(folders["gpt"]).eval()
+    ids = torch.tensor([load_tokenizer(folders["gpt"]).encode("the market").ids])
+    seen = []
+    full = model.generate(ids, max_new_tokens=7, on_token=lambda t: seen.append(int(t[0])))
+    assert seen == [int(t[0]) for t in model.stream(ids, max_new_tokens=7)] == full[0, ids.shape[1]:].tolist()

@@ -17,7 +17,7 @@ encoder-decoders), losses (objectives/pretraining.py has the CLM loss).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -100,15 +100,21 @@ class Decoder(nn.Module):
     def generate(self, input_ids: Tensor, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, stop_token_ids: Sequence[int] = (),
                  attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
-                 pad_token_id: int | None = None) -> Tensor:
+                 pad_token_id: int | None = None, on_token: Callable[[Tensor], None] | None = None) -> Tensor:
         """Prompt (B, T) -> prompt + up to max_new_tokens new tokens (B, T + n), with a KV cache.
+
+        on_token: called with each step's new tokens (B,) as they are chosen (streaming output).
 
         A row that produced a stop token is filled with `pad_token_id` (default: the config's,
         else the first stop token) until every row has stopped or n reaches max_new_tokens.
         For batched prompts of different lengths, left-pad them and pass attention_mask.
         """
-        new = [nxt[:, None] for nxt in self.stream(input_ids, max_new_tokens, do_sample, temperature, top_k, top_p,
-                                                   stop_token_ids, attention_mask, generator, pad_token_id)]
+        new = []
+        for nxt in self.stream(input_ids, max_new_tokens, do_sample, temperature, top_k, top_p, stop_token_ids,
+                               attention_mask, generator, pad_token_id):
+            new.append(nxt[:, None])
+            if on_token is not None:
+                on_token(nxt)
         return torch.cat([input_ids, *new], dim=1)  # (B, T + n)
 
     @torch.no_grad()
