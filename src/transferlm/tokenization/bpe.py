@@ -8,7 +8,7 @@ Character offsets point into the input (as `tokenizers` reports them with trim_o
 and `decode(encode(x)) == x`.
 
 Speed (benchmarks/bpe.py, against `tokenizers` on one thread): each pre-token's encoding is cached
-and a text is built from the cached tuples by C-level iterators (`_encode_plain`); ASCII text is
+and a text is built from the cached tuples by C-level iterators (`_encode_plain`); ASCII and latin-1 text is
 pre-split by the standard-`re` twin of the pattern and spelled as byte symbols by one translate;
 a text holding no character that begins an added token skips the added-token search; `_bpe`
 keeps the pair ranks in a list and looks up only the two pairs beside each merge. `train` learns a vocabulary with
@@ -32,7 +32,7 @@ from itertools import accumulate, chain, islice, repeat
 from operator import add, itemgetter, sub
 
 from .added import AddedToken, added_tokens_pattern, encode_with_added_tokens
-from .bytelevel import (PATTERNS, alphabet, ascii_pattern, bytes_to_unicode, compile_pattern, symbol_table,
+from .bytelevel import (PATTERNS, alphabet, bytes_to_unicode, compile_pattern, latin1_pattern, symbol_table,
                         to_byte_symbols)
 from .encoding import Encoding, Tokenizer
 from .merges import learn_merges
@@ -87,7 +87,7 @@ class ByteLevelBPETokenizer(Tokenizer):
         self._merged = [a + b for a, b in self.merges]  # rank -> the token it makes
         self.pattern_name = pattern
         self._pattern = compile_pattern(PATTERNS.get(pattern, pattern))
-        self._ascii_pattern = ascii_pattern(PATTERNS.get(pattern, pattern))  # None for a custom pattern
+        self._latin1_pattern = latin1_pattern(PATTERNS.get(pattern, pattern))  # None for a custom pattern
         self.ignore_merges = ignore_merges  # Llama-3: a pre-token already in the vocab is one token
         self._added: list[AddedToken] = []
         self._added_by_content: dict[str, AddedToken] = {}
@@ -324,9 +324,11 @@ class ByteLevelBPETokenizer(Tokenizer):
 
     def _presplit(self, text: str) -> tuple[list[str], list[int] | None]:
         """The pre-tokens of `text` and their character offsets (None: the pieces tile the text,
-        each starts where the one before ends). ASCII text with a shipped pattern goes through its
-        ASCII twin (bytelevel.ascii_pattern: the same matches, by the standard `re` module)."""
-        pattern = self._ascii_pattern if text.isascii() and self._ascii_pattern is not None else self._pattern
+        each starts where the one before ends). Text below U+0100 (ASCII, latin-1) with a shipped
+        pattern goes through its twin (bytelevel.latin1_pattern: the same matches, standard `re`)."""
+        pattern = self._pattern
+        if self._latin1_pattern is not None and (text.isascii() or max(text) < "\u0100"):
+            pattern = self._latin1_pattern
         if pattern.groups == 0:
             parts = pattern.findall(text)
             if sum(map(len, parts)) == len(text):  # the matches tile the text (always, for ours)

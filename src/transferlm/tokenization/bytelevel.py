@@ -35,7 +35,7 @@ import regex
 from .normalize import bytes_to_unicode, unicode_to_bytes
 
 __all__ = ["bytes_to_unicode", "unicode_to_bytes", "to_byte_symbols", "symbol_table", "alphabet", "compile_pattern",
-           "ascii_pattern", "PATTERNS", "GGUF_PRE"]
+           "latin1_pattern", "PATTERNS", "GGUF_PRE"]
 
 
 @lru_cache(maxsize=1)
@@ -88,31 +88,48 @@ def compile_pattern(pattern: str) -> regex.Pattern:
     return regex.compile(pattern)
 
 
-# The classes of the shipped patterns restricted to ASCII, as the `regex` module reads them there:
-# \p{L} is the 52 letters, \p{N} the 10 digits, \s the six characters below (Unicode White_Space:
-# not the separators 0x1c-0x1f, which the standard `re` module's \s would also match).
-_ASCII_WS = r"\t\n\x0b\x0c\r "
-_ASCII_IN_CLASS = {r"\p{L}": "A-Za-z", r"\p{N}": "0-9", r"\s": _ASCII_WS}
-_ASCII_ALONE = {r"\p{L}": "[A-Za-z]", r"\p{N}": "[0-9]", r"\s": f"[{_ASCII_WS}]", r"\S": f"[^{_ASCII_WS}]"}
+@lru_cache(maxsize=1)
+def _latin1_classes() -> tuple[dict[str, str], dict[str, str]]:
+    """The classes of the shipped patterns restricted to U+0000..U+00FF, as the `regex` module
+    reads them there (\\s is Unicode White_Space: not the separators 0x1c-0x1f that the standard
+    `re` module's \\s also matches; \\p{N} has the superscripts and fractions, \\p{L} ª µ º ...):
+    (the set inside a bracket, the class standing alone), taken from `regex` itself."""
+    inside, alone = {}, {}
+    for cls in (r"\p{L}", r"\p{N}", r"\s"):
+        runs: list[list[int]] = []  # [first, last] code points of each run of members
+        for i in range(256):
+            if regex.match(cls, chr(i)):
+                if runs and runs[-1][1] == i - 1:
+                    runs[-1][1] = i
+                else:
+                    runs.append([i, i])
+        body = "".join(f"\\x{a:02x}" if a == b else f"\\x{a:02x}-\\x{b:02x}" for a, b in runs)
+        inside[cls], alone[cls] = body, f"[{body}]"
+    space = inside[r"\s"]
+    alone[r"\S"] = f"[^{space}]"
+    return inside, alone
 
 
 @lru_cache(maxsize=16)
-def ascii_pattern(pattern: str) -> re.Pattern | None:
-    """The twin of a shipped pattern for ASCII-only text: the same matches there, compiled by the
-    standard `re` module (about twice as fast as `regex` on such text; most real text is ASCII).
-    None for any other pattern (a custom one keeps `regex` on every text).
-    tests/test_bytelevel_bpe.py checks the twins against the originals on random ASCII text."""
+def latin1_pattern(pattern: str) -> re.Pattern | None:
+    """The twin of a shipped pattern for text whose characters are all below U+0100 (ASCII and
+    latin-1: most real English text): the same matches there, compiled by the standard `re`
+    module, which runs these patterns faster than `regex`. None for any other pattern (a custom
+    one keeps `regex` on every text). tests/test_bytelevel_bpe.py checks the twins against the
+    originals on random latin-1 text."""
     if pattern not in PATTERNS.values():
         return None
+    inside, alone = _latin1_classes()
     out, i, in_class = [], 0, False
     while i < len(pattern):
-        c = pattern[i]
-        esc = next((e for e in (_ASCII_IN_CLASS if in_class else _ASCII_ALONE) if pattern.startswith(e, i)), None)
+        table = inside if in_class else alone
+        esc = next((e for e in table if pattern.startswith(e, i)), None)
         if esc is not None:
-            out.append((_ASCII_IN_CLASS if in_class else _ASCII_ALONE)[esc])
+            out.append(table[esc])
             i += len(esc)
             continue
-        if c == "\\":  # any other escape (\r, \n) is the same in both modules
+        c = pattern[i]
+        if c == "\\":  # any other escape (\\r, \\n) means the same in both modules
             out.append(pattern[i:i + 2])
             i += 2
             continue
