@@ -404,20 +404,26 @@ def test_latin1_twins_split_as_the_patterns(text):
     assert latin1_pattern(r"\w+|\s") is None  # a custom pattern keeps `regex`
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.fixture(scope="module")
+def smol_cached_and_not(smol):
+    cached = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
+    no_cache = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
+    no_cache.cache_size = 0  # every pre-token merged from scratch, every time
+    return cached, no_cache
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(_ASCII, _ASCII_PIECES, _LATIN1))
-def test_latin1_text_same_as_reference_cold_and_cached(smol, ref_smol, text):
+def test_latin1_text_same_as_reference_cold_and_cached(smol_cached_and_not, ref_smol, text):
     """ASCII and latin-1 text (the twin regex, the translate fast path) against tokenizers: ids,
     offsets and word ids, on a cold cache, again from the cache, and with no cache at all."""
+    cached, no_cache = smol_cached_and_not
+    cached._cache.clear()
     ref = ref_smol.encode(text, add_special_tokens=False)
     want = (ref.ids, [tuple(x) for x in ref.offsets], ref.word_ids)
-    cold = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
-    no_cache = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm",
-                                     added_tokens=smol.added_token_objects())
-    no_cache.cache_size = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 0x04 is not in SmolLM2's vocabulary: dropped, with a warning
-        for tok in (cold, cold, no_cache):
+        for tok in (cached, cached, no_cache):
             enc = tok.encode(text, add_special_tokens=False)
             assert (enc.ids, enc.offsets, enc.word_ids) == want
 
