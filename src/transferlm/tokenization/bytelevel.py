@@ -21,6 +21,10 @@ Character classes (\\p{L}, \\p{N}, \\s) come from the `regex` module's tables (U
 regex 2026.11); `tokenizers` 0.23's tables stop at Unicode 16, so code points first assigned in
 Unicode 17 may split differently there. Everything older agrees (tests/test_bytelevel_bpe.py).
 
+For text below U+0100 (ASCII and latin-1, most English text) `latin1_pattern` gives each shipped
+pattern a twin for the standard `re` module, with the classes spelled out as `regex` reads them
+there: the same pieces, faster (bpe.py uses it; tests/test_bytelevel_bpe.py checks the twins).
+
 What this file does not do: BPE itself (see bpe.py), special tokens, or any normalisation.
 """
 
