@@ -16,7 +16,7 @@ encoder-decoders), losses (objectives/pretraining.py has the CLM loss).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -98,8 +98,10 @@ class Decoder(nn.Module):
     def generate(self, input_ids: Tensor, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, stop_token_ids: Sequence[int] = (),
                  attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
-                 pad_token_id: int | None = None) -> Tensor:
+                 pad_token_id: int | None = None, on_token: Callable[[Tensor], None] | None = None) -> Tensor:
         """Prompt (B, T) -> prompt + up to max_new_tokens new tokens (B, T + n), with a KV cache.
+
+        on_token: called with each step's new tokens (B,) as they are chosen (streaming output).
 
         A row that produced a stop token is filled with `pad_token_id` (default: the config's,
         else the first stop token) until every row has stopped or n reaches max_new_tokens.
@@ -124,6 +126,8 @@ class Decoder(nn.Module):
                 nxt = next_token(out.logits[:, -1], do_sample, temperature, top_k, top_p, generator)  # (B,)
                 nxt = torch.where(done, torch.full_like(nxt, pad_token_id), nxt)
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
+                if on_token is not None:
+                    on_token(nxt)
                 done |= torch.isin(nxt, stops)
                 if bool(done.all()):
                     break
