@@ -221,12 +221,13 @@ class PromptClassifier:
         return score_labels(self.model, ids, self.label_ids, ctx.cache if ctx.ids else None,
                             self.options.length_normalize)
 
-    def _calibrate_constants(self, ctx: _Context) -> None:
-        if self.options.calibrate == "contextual":
+    def _calibrate_constants(self, ctx: _Context, which: str | None = None) -> None:
+        which = which or self.options.calibrate
+        if which in ("contextual", "all"):
             cf = [self._scores(ctx, self._example_ids(ctx, t, "content-free input")[0])
                   for t in calibration.CONTENT_FREE]
             ctx.p_cf = calibration.content_free_probs(cf)
-        elif self.options.calibrate == "pmi":
+        if which in ("pmi", "all"):
             ctx.domain = self._scores(ctx, self._ids(self.domain_part(ctx.demos)))
 
     # ---- the public methods -------------------------------------------------------------------
@@ -252,6 +253,21 @@ class PromptClassifier:
         self.fixed = self._context(demos)
         self._calibrate_constants(self.fixed)
         return self
+
+    def fixed_prompt_scores(self, text: str, where: str = "") -> Tensor:
+        """Raw label scores (L,) of one (unclipped) text after the fixed prompt chosen in `fit`."""
+        if self.fixed is None:
+            raise RuntimeError("fixed_prompt_scores needs random or balanced demonstrations, chosen by fit()")
+        ids, _ = self._example_ids(self.fixed, self.clip(text), where)
+        return self._scores(self.fixed, ids)
+
+    def fixed_prompt_constants(self) -> tuple[Tensor, Tensor]:
+        """(p_cf, PMI domain scores) of the fixed prompt, whatever `calibrate` says; for comparisons."""
+        if self.fixed is None:
+            raise RuntimeError("fixed_prompt_constants needs random or balanced demonstrations, chosen by fit()")
+        if self.fixed.p_cf is None or self.fixed.domain is None:
+            self._calibrate_constants(self.fixed, "all")
+        return self.fixed.p_cf, self.fixed.domain
 
     def demonstrations(self) -> list[Demo]:
         return list(self.fixed.demos) if self.fixed is not None else []
