@@ -17,6 +17,10 @@ test article is scored once and read three ways: raw (argmax log P(label | promp
 calibration (Zhao et al. 2021; content-free "N/A", "[MASK]", "") and domain-conditional PMI (Holtzman et
 al. 2021; domain premise "Topic:" after the same demonstrations).
 
+Nearest neighbours (--nearest-limit N, k > 0): the first N test articles again, each with its own k x 5
+demonstrations, the pool articles nearest to it in MiniLM space (mean pooled, unit vectors, 256 tokens),
+the nearest last; raw / contextual / PMI as above, the constants computed per article.
+
 Speed (per test article, the first --speed-examples articles, one method after the other on each article
 so that both see the same machine load): ours = the fixed instruction + demonstrations run once (in fit,
 not counted) and each article's own tokens added to that cache, all five labels read from that one pass;
@@ -78,6 +82,8 @@ def main() -> None:
     ap.add_argument("--max-text-tokens", type=int, default=128)
     ap.add_argument("--test-limit", type=int, default=None, help="the first N held-out articles (default: all 445)")
     ap.add_argument("--speed-examples", type=int, default=8, help="articles timed against transformers (0: none)")
+    ap.add_argument("--nearest-limit", type=int, default=100,
+                    help="also score the first N test articles with MiniLM nearest-neighbour demonstrations (k > 0)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results", default=None)
     args = ap.parse_args()
@@ -126,6 +132,30 @@ def main() -> None:
                       "predicted_counts": {lab: pred.count(lab) for lab in labels},
                       "shared_prompt_tokens": len(clf.fixed.ids), "seconds_per_article": round(score_s, 4),
                       "fit_seconds": round(fit_s, 2), **common}, results)
+
+            if k > 0 and args.nearest_limit:
+                t = time.perf_counter()
+                nn = PromptClassifier(model, tok, labels, options=PromptOptions(
+                    shots=k, select="nearest", max_text_tokens=args.max_text_tokens)).fit(pool)
+                fit_nn = time.perf_counter() - t
+                sub = test[:args.nearest_limit]
+                t = time.perf_counter()
+                got = nn.scores_and_constants([x for x, _ in sub])
+                per = (time.perf_counter() - t) / len(sub)
+                raw_n = torch.stack([r for r, _, _ in got])
+                reads = {"raw": raw_n,
+                         "contextual": torch.stack([calibration.contextual_calibrate(r, c) for r, c, _ in got]),
+                         "pmi": torch.stack([calibration.pmi(r, d) for r, _, d in got])}
+                g = [lab for _, lab in sub]
+                for name, s in reads.items():
+                    pred = [labels[int(j)] for j in s.argmax(-1)]
+                    emit({"part": "accuracy_nearest", "shots_per_class": k, "calibration": name,
+                          "accuracy": round(metrics.accuracy(g, pred), 4),
+                          "macro_f1": round(metrics.f1(g, pred, "macro"), 4),
+                          "predicted_counts": {lab: pred.count(lab) for lab in labels},
+                          "seconds_per_article_with_constants": round(per, 4), "fit_seconds": round(fit_nn, 2),
+                          **common, "test_articles": len(sub)}, results)
+                log(f"k={k}: nearest on {len(sub)} articles, {per:.2f} s each")
 
             if ref is None:
                 continue

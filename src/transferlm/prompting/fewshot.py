@@ -269,6 +269,25 @@ class PromptClassifier:
             self._calibrate_constants(self.fixed, "all")
         return self.fixed.p_cf, self.fixed.domain
 
+    def scores_and_constants(self, texts: Sequence[str], progress: bool = False) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """(raw scores, p_cf, PMI domain scores) per text, whatever `calibrate` says: every reading of one pass."""
+        from tqdm.auto import tqdm
+
+        if self.fixed is None and self.selector is None:
+            raise RuntimeError("call fit(training examples) first (it holds the demonstrations)")
+        texts = [self.clip(t) for t in texts]
+        vectors = self.selector.embed(texts) if self.selector is not None else None
+        out = []
+        for i, text in enumerate(tqdm(texts, desc="prompt", unit="ex", disable=not progress, file=sys.stderr)):
+            if self.selector is not None:
+                ctx = self._context(self.selector.select(vectors[i], self.options.shots * len(self.labels)))
+            else:
+                ctx = self.fixed
+            if ctx.p_cf is None or ctx.domain is None:
+                self._calibrate_constants(ctx, "all")
+            out.append((self._scores(ctx, self._example_ids(ctx, text, f"text {i}")[0]), ctx.p_cf, ctx.domain))
+        return out
+
     def demonstrations(self) -> list[Demo]:
         return list(self.fixed.demos) if self.fixed is not None else []
 
