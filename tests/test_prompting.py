@@ -314,14 +314,17 @@ def _csv(path, rows):
     return path
 
 
-def test_cli_classify(tiny_folder, tmp_path, capsys):
+@pytest.mark.parametrize("flags", [["--calibrate", "contextual"],
+                                   ["--select", "random", "--calibrate", "pmi", "--length-normalize"],
+                                   ["--select", "nearest", "--chat", "--max-text-tokens", "8"]])
+def test_cli_classify(tiny_folder, tmp_path, capsys, flags):
     d, ref, tok = tiny_folder
     labels = ["sport", "business", "politics", "tech", "film"]
     train = _csv(tmp_path / "train.csv", [(CORPUS[i], labels[i % 5]) for i in range(10)])
     test = _csv(tmp_path / "test.csv", [(CORPUS[i], labels[i % 5]) for i in range(10, 16)])
     out = tmp_path / "pred.jsonl"
     rc = main(["prompt", "classify", "--model", str(d), "--train", str(train), "--test", str(test), "--shots", "1",
-               "--calibrate", "contextual", "--out", str(out), "--no-progress"])
+               "--out", str(out), "--no-progress"] + flags)
     assert rc == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     recs = [json.loads(x) for x in out.read_text().splitlines()]
@@ -332,6 +335,8 @@ def test_cli_classify(tiny_folder, tmp_path, capsys):
     assert last["accuracy"] == pytest.approx(accuracy_score(gold, pred))
     assert last["macro_f1"] == pytest.approx(f1_score(gold, pred, average="macro", labels=sorted(labels)))
     assert sum(last["predicted_counts"].values()) == 6
+    assert all(r["demonstrations"] == 5 for r in recs)
+    assert last["clipped_texts"] == (16 if "--max-text-tokens" in flags else 0)  # 10 training + 6 test texts
 
 
 def test_cli_unknown_test_label_names_file_and_line(tiny_folder, tmp_path, capsys):
