@@ -82,9 +82,10 @@ def main() -> None:
     ap.add_argument("--max-text-tokens", type=int, default=128)
     ap.add_argument("--test-limit", type=int, default=None, help="the first N held-out articles (default: all 445)")
     ap.add_argument("--speed-examples", type=int, default=8, help="articles timed against transformers (0: none)")
-    ap.add_argument("--nearest-limit", type=int, default=100,
+    ap.add_argument("--nearest-limit", type=int, default=0,
                     help="also score the first N test articles with MiniLM nearest-neighbour demonstrations (k > 0)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared, "
+                    "oversubscribed CPU two threads make small matmuls far slower)")
     ap.add_argument("--results", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
