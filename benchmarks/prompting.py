@@ -19,7 +19,8 @@ al. 2021; domain premise "Topic:" after the same demonstrations).
 
 Nearest neighbours (--nearest-limit N, k > 0): the first N test articles again, each with its own k x 5
 demonstrations, the pool articles nearest to it in MiniLM space (mean pooled, unit vectors, 256 tokens),
-the nearest last; raw / contextual / PMI as above, the constants computed per article.
+the nearest last; raw / contextual / PMI as above, the constants computed per article. Each k's nearest
+pass stops after --nearest-seconds (default 240) and reports on the articles it scored (the first ones).
 
 Speed (per test article, the first --speed-examples articles, one method after the other on each article
 so that both see the same machine load): ours = the fixed instruction + demonstrations run once (in fit,
@@ -84,6 +85,8 @@ def main() -> None:
     ap.add_argument("--speed-examples", type=int, default=8, help="articles timed against transformers (0: none)")
     ap.add_argument("--nearest-limit", type=int, default=0,
                     help="also score the first N test articles with MiniLM nearest-neighbour demonstrations (k > 0)")
+    ap.add_argument("--nearest-seconds", type=float, default=240.0,
+                    help="stop the nearest-neighbour pass of each k after this many seconds (reported: articles done)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared, "
                     "oversubscribed CPU two threads make small matmuls far slower)")
     ap.add_argument("--results", default=None)
@@ -106,6 +109,7 @@ def main() -> None:
     common = {"model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised)", "max_text_tokens": args.max_text_tokens,
               "test_articles": len(test), "threads": args.threads}
 
+    nn = None
     for k in [int(x) for x in args.shots.split(",")]:
         with torch.inference_mode():
             t = time.perf_counter()
@@ -136,12 +140,19 @@ def main() -> None:
 
             if k > 0 and args.nearest_limit:
                 t = time.perf_counter()
-                nn = PromptClassifier(model, tok, labels, options=PromptOptions(
-                    shots=k, select="nearest", max_text_tokens=args.max_text_tokens)).fit(pool)
+                if nn is None:
+                    nn = PromptClassifier(model, tok, labels, options=PromptOptions(
+                        shots=k, select="nearest", max_text_tokens=args.max_text_tokens))
+                nn.options.shots = k
+                nn.fit(pool)  # the pool's MiniLM vectors are computed once, for the first k
                 fit_nn = time.perf_counter() - t
-                sub = test[:args.nearest_limit]
                 t = time.perf_counter()
-                got = nn.scores_and_constants([x for x, _ in sub])
+                got = []
+                for text, _ in test[:args.nearest_limit]:  # until --nearest-seconds are spent
+                    got += nn.scores_and_constants([text])
+                    if time.perf_counter() - t > args.nearest_seconds:
+                        break
+                sub = test[:len(got)]
                 per = (time.perf_counter() - t) / len(sub)
                 raw_n = torch.stack([r for r, _, _ in got])
                 reads = {"raw": raw_n,

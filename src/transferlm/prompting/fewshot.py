@@ -240,10 +240,12 @@ class PromptClassifier:
         self.pool = [(self.clip(t), lab) for t, lab in pool]
         o = self.options
         n = o.shots * len(self.labels)
-        self.selector, self.fixed = None, None
+        self.fixed = None
         if o.shots and o.select == "nearest":
-            self.selector = NearestSelector(self.pool, self.encoder, progress=progress)
+            if self.selector is None or self.selector.pool != self.pool:  # a refit on the same pool keeps its vectors
+                self.selector = NearestSelector(self.pool, self.encoder, progress=progress)
             return self
+        self.selector = None
         if not o.shots:
             demos: list[Demo] = []
         elif o.select == "random":
