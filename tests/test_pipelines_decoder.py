@@ -187,22 +187,46 @@ def test_bad_options(gpt2_folder):
         Tagger.new(gpt2_folder, labels=["O", "B-X", "I-X"])
 
 
-def test_cli_finetune_evaluate_predict_on_a_decoder_folder(gpt2_folder, tmp_path, capsys):
+@pytest.mark.parametrize("task", ["classify", "pair"])
+def test_cli_finetune_evaluate_predict_on_a_decoder_folder(gpt2_folder, tmp_path, capsys, monkeypatch, task):
+    import io
+
     from transferlm.cli import main
 
-    rows = [json.dumps({"text": t, "label": y}) for t, y in zip(TEXTS, LABELS)]
-    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
-    assert main(["finetune", "--task", "classify", "--model", str(gpt2_folder), "--train",
+    rows = [{"text": t, "label": y, **({"text_b": b} if task == "pair" else {})}
+            for t, y, b in zip(TEXTS, LABELS, PAIRS)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["finetune", "--task", task, "--model", str(gpt2_folder), "--train",
                  str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "train.jsonl"), "--out",
-                 str(tmp_path / "run"), "--max-steps", "4", "--batch-size", "3", "--max-length", "24",
+                 str(tmp_path / "run"), "--max-steps", "4", "--batch-size", "3", "--max-length", "48",
                  "--aux-lm-weight", "0.25", "--no-progress"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "dev_accuracy" in res
-    pipe = load(tmp_path / "run" / "model")
+    model = tmp_path / "run" / "model"
+    pipe = load(model)
     assert isinstance(pipe, DecoderClassifier) and pipe.options.aux_lm_weight == 0.25
-    assert main(["evaluate", "--model", str(tmp_path / "run" / "model"), "--data", str(tmp_path / "train.jsonl")]) == 0
+    assert pipe.task == task and pipe.options.pair == (task == "pair")
+    assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "train.jsonl")]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["accuracy"] == pytest.approx(res["dev_accuracy"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(json.dumps(r) + "\n" for r in rows)))
+    assert main(["predict", "--model", str(model)]) == 0
+    got = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    want = pipe.predict(TEXTS, PAIRS if task == "pair" else None)
+    assert [g["label"] for g in got] == [w["label"] for w in want]
+
+
+def test_cli_refuses_aux_lm_weight_for_an_encoder_and_tagging_on_a_decoder(gpt2_folder, tmp_path, capsys):
+    from transferlm.cli import main
+
+    (tmp_path / "train.jsonl").write_text(json.dumps({"text": "a b", "label": "x"}) + "\n")
+    assert main(["finetune", "--task", "classify", "--model", "minilm", "--train", str(tmp_path / "train.jsonl"),
+                 "--out", str(tmp_path / "o"), "--aux-lm-weight", "0.5"]) == 2
+    assert "--aux-lm-weight is for classify / pair on a causal decoder" in capsys.readouterr().err
+    (tmp_path / "t.conll").write_text("a\tO\nb\tB-X\n\n")
+    assert main(["finetune", "--task", "tag", "--model", str(gpt2_folder), "--train", str(tmp_path / "t.conll"),
+                 "--out", str(tmp_path / "o2")]) == 2
+    assert "is a causal decoder" in capsys.readouterr().err
 
 
 def test_smollm2_gguf_asset_fine_tunes():

@@ -309,7 +309,7 @@ class Pipeline(abc.ABC):
             L = self.encoder.config.num_layers
             on_epoch = GradualUnfreezing(model, [("encoder.embeddings.",)] +
                                          [(f"encoder.layers.{i}.",) for i in range(L)] +
-                                         [("head.", "encoder.pooler.")])
+                                         [("head.", "encoder.pooler.", "encoder.final_norm.", "encoder.lm_head.")])
         history: list[dict[str, Any]] = []
         tmp = None
         run_dir = fit.out_dir
