@@ -128,9 +128,8 @@ def main() -> None:
         test = test[:args.test_limit]
     labels = sorted({y for _, y in pool})
     out.parent.mkdir(parents=True, exist_ok=True)
-    runs = [("smollm2", float(x)) for x in args.lambdas.split(",") if x.strip()]
-    if args.minilm:
-        runs.append(("minilm", None))
+    runs = [("minilm", None)] if args.minilm else []  # first: the cheap one
+    runs += [("smollm2", float(x)) for x in args.lambdas.split(",") if x.strip()]
     for d in [int(x) for x in args.draws.split(",")]:
         if args.size == "all":
             train = pool[:args.pool_limit] if args.pool_limit else pool

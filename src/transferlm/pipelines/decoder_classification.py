@@ -201,13 +201,17 @@ class DecoderClassifier(TextClassifier):
 
     # ------------------------------------------------------------------ saving and loading
     def _save_body(self, folder: Path) -> None:
-        """The decoder as transformers' *ForCausalLM layout (same body prefix as *ForSequenceClassification)
-        plus `score.weight`, then config.json switched to the classification architecture."""
-        checkpoint.save_model(self.decoder, folder, extra_tensors=self._head_state())
+        """The decoder in transformers' *ForCausalLM layout (the body under the same prefix as in
+        *ForSequenceClassification), then `score.weight` added and config.json switched to the
+        classification architecture. The head's HF names are known here, not in models/: the
+        decoder is saved as what it is, and the pipeline adds its head."""
+        checkpoint.save_model(self.decoder, folder)
+        tensors, _ = checkpoint.read_tensors(folder)
+        tensors.update({k: v.detach().contiguous().clone() for k, v in self._head_state().items()})
         cfg = checkpoint.read_config(folder)
         cfg["architectures"] = [self.architecture]
         cfg["pad_token_id"] = self.pad_id  # transformers finds the last token from it
-        checkpoint.write_json(folder / checkpoint.CONFIG, cfg)
+        checkpoint.write_folder(folder, cfg, tensors)
 
     @classmethod
     def _load_body(cls, folder: Path) -> Decoder:
