@@ -372,3 +372,93 @@ def test_encode_batch_pads_only_when_asked_like_tokenizers(smol, real_texts):
     for o, r in zip(padded, refs):
         assert o.ids == r.ids and o.attention_mask == r.attention_mask
         assert o.special_tokens_mask == r.special_tokens_mask and o.offsets == [tuple(x) for x in r.offsets]
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast paths of encoding (issue 12): the ASCII twin of each pre-split regex, the pre-token
+# cache (hit and miss paths build the same lists), pairs that occur more than once in a piece,
+# pieces whose bytes are all dropped, and custom patterns that leave gaps.
+
+_ASCII = st.text(st.sampled_from([chr(i) for i in range(128)]), max_size=40)
+_ASCII_PIECES = st.lists(st.sampled_from(
+    ["aaaa", "aaaaa", "abab", "ababab", "----", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x04",
+     "\x04\x04", "'s", "'S", "'ll", "'LL", " the", "The", "123", " 45", "x", "!!", "==", "...", " \x04 "]),
+    max_size=12).map("".join)
+
+
+_LATIN1 = st.text(st.sampled_from([chr(i) for i in range(256)]), max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_ASCII, _ASCII_PIECES, _LATIN1))
+def test_latin1_twins_split_as_the_patterns(text):
+    """bytelevel.latin1_pattern: the standard-`re` twin of each shipped pattern gives the same
+    pieces as the `regex` original on text below U+0100 (\\s is Unicode White_Space there, not
+    0x1c-0x1f; \\p{N} has the superscripts and fractions)."""
+    import regex
+
+    from transferlm.tokenization.bytelevel import PATTERNS, latin1_pattern
+
+    for pattern in PATTERNS.values():
+        assert latin1_pattern(pattern).findall(text) == regex.findall(pattern, text)
+    assert latin1_pattern(r"\w+|\s") is None  # a custom pattern keeps `regex`
+
+
+@pytest.fixture(scope="module")
+def smol_cached_and_not(smol):
+    cached = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
+    no_cache = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
+    no_cache.cache_size = 0  # every pre-token merged from scratch, every time
+    return cached, no_cache
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(_ASCII, _ASCII_PIECES, _LATIN1))
+def test_latin1_text_same_as_reference_cold_and_cached(smol_cached_and_not, ref_smol, text):
+    """ASCII and latin-1 text (the twin regex, the translate fast path) against tokenizers: ids,
+    offsets and word ids, on a cold cache, again from the cache, and with no cache at all."""
+    cached, no_cache = smol_cached_and_not
+    cached._cache.clear()
+    ref = ref_smol.encode(text, add_special_tokens=False)
+    want = (ref.ids, [tuple(x) for x in ref.offsets], ref.word_ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 0x04 is not in SmolLM2's vocabulary: dropped, with a warning
+        for tok in (cached, cached, no_cache):
+            enc = tok.encode(text, add_special_tokens=False)
+            assert (enc.ids, enc.offsets, enc.word_ids) == want
+
+
+def test_repeated_pairs_and_dropped_pieces_match_reference(smol, ref_smol, real_texts):
+    texts = ["aaaa aaaaa aaaaaaa", "ababab abababab", "--------- ======= ......", "\x04", "a \x04 b\x04\x04c",
+             "x𝔘𝔘 \x04é", "mississippi bookkeeper 1000000"]
+    texts += real_texts[::97]  # and real text through a cold cache, twice
+    tok = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern="smollm", added_tokens=smol.added_token_objects())
+    refs = ref_smol.encode_batch(texts, add_special_tokens=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            for enc, ref in zip(tok.encode_batch(texts, add_special_tokens=False), refs):
+                assert enc.ids == ref.ids and enc.word_ids == ref.word_ids
+                assert enc.offsets == [tuple(x) for x in ref.offsets]
+    with pytest.warns(UserWarning, match="no token for byte"):  # a piece of dropped bytes only: no token
+        enc = tok.encode("a\x04\x04", add_special_tokens=False)
+    assert enc.tokens == ["a"] and enc.word_ids == [0] and enc.offsets == [(0, 1)]
+
+
+def test_custom_pattern_with_gaps_and_groups_matches_tokenizers(smol):
+    """A custom pattern that leaves characters unmatched (kept as pieces of their own, as
+    tokenizers' Split(behavior="isolated") keeps them) and one with a capturing group."""
+    from tokenizers import Regex, Tokenizer, pre_tokenizers
+
+    texts = ["Hello, world!  It's 2024.", "naïve café -- 12 $3.50\n\nend", "  leading and trailing  ", "x"]
+    for pattern in (r"\p{L}+", r"(\p{L})+|\d"):
+        ours = ByteLevelBPETokenizer(smol.vocab, smol.merges, pattern=pattern, added_tokens=smol.added_token_objects())
+        tk = Tokenizer.from_str(json.dumps(smol.to_hf_json()))
+        tk.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        tk.post_processor = None
+        for text, ref in zip(texts, tk.encode_batch(texts, add_special_tokens=False)):
+            enc = ours.encode(text, add_special_tokens=False)
+            assert enc.ids == ref.ids and enc.word_ids == ref.word_ids
+            assert enc.offsets == [tuple(x) for x in ref.offsets]

@@ -198,16 +198,58 @@ def test_token_tagger_on_wnut_tags():
     keep = Y != IGNORE_INDEX
     manual = F.cross_entropy(logits[keep], Y[keep])
     assert head.loss(logits, Y).item() == pytest.approx(manual.item(), rel=1e-5)
+    pred = head.decode(logits, keep)
+    assert [len(p) for p in pred] == [len(t) for _, t in sents]  # one tag per word (first subwords)
+    assert pred == [row[m].tolist() for row, m in zip(logits.argmax(-1), keep)]
+
+
+def _case(word: str) -> str:
+    return "UPPER" if word.isupper() and len(word) > 1 else "Title" if word[:1].isupper() else \
+        "lower" if word[:1].islower() else "other"
+
+
+def test_token_tagger_learns_case_of_held_out_bbc_words():
+    """Truecasing (Lita et al. 2003) as tagging on real text: each word of a BBC article is
+    tagged with its case (lower, Title, UPPER, other) from features that cannot see it (the
+    hashed lower-cased word, and whether it starts a sentence), through the made-up subword
+    segmentation (first subwords labelled). Trained on 2/3 of 223 articles, scored on the rest."""
+    import re
+
+    docs = [re.findall(r"\w+|[^\w\s]", text)[:32] for text, _ in assets.bbc_news()[::10]]
+    labels = LabelSet.from_data(["Title", "UPPER", "lower", "other"])
+    C = 2048
+
+    def tensors(rows):
+        wids = [[None] + _subword_ids(words) + [None] for words in rows]
+        y = [align_labels(wid, labels.encode([_case(w) for w in words])) for wid, words in zip(wids, rows)]
+        T = max(map(len, y))
+        X = torch.zeros(len(rows), T, C + 1)
+        for b, (words, wid) in enumerate(zip(rows, wids)):
+            at = [words[w] for w in wid[1:-1]]
+            X[b, 1:len(wid) - 1, :C] = _hashed_words(at, C)
+            X[b, 1:len(wid) - 1, C] = torch.tensor([float(w == 0 or words[w - 1] in ".!?") for w in wid[1:-1]])
+        return X, torch.tensor([r + [IGNORE_INDEX] * (T - len(r)) for r in y])
+
+    cut = len(docs) * 2 // 3
+    (x_tr, y_tr), (x_te, y_te) = tensors(docs[:cut]), tensors(docs[cut:])
+    torch.manual_seed(0)
+    head = TokenTagger(C + 1, len(labels), dropout=0.0)
     opt = torch.optim.Adam(head.parameters(), lr=0.1)
     for _ in range(40):
         opt.zero_grad()
-        head.loss(head(feats), Y).backward()
+        head.loss(head(x_tr), y_tr).backward()
         opt.step()
-    pred = head.decode(head(feats), keep)
-    pred_tags = [labels.decode(p) for p in pred]
-    gold_tags = [tags for _, tags in sents]
-    assert [len(p) for p in pred_tags] == [len(t) for t in gold_tags]
-    assert entity_prf(gold_tags, pred_tags).micro.f1 > 0.5  # it memorised the training set
+    with torch.no_grad():
+        pred = head.decode(head(x_te), y_te != IGNORE_INDEX)
+    gold = [labels.encode([_case(w) for w in words]) for words in docs[cut:]]
+    acc = accuracy([g for row in gold for g in row], [p for row in pred for p in row])
+    majority = max(sum(g == k for row in gold for g in row) for k in range(len(labels))) / sum(map(len, gold))
+    # a rule that needs no learning: Title at the start of a sentence, else lower
+    rule = [[labels.id("Title") if w == 0 or words[w - 1] in ".!?" else labels.id("lower")
+             for w in range(len(words))] for words in docs[cut:]]
+    rule_acc = accuracy([g for row in gold for g in row], [p for row in rule for p in row])
+    # measured: 0.804 against the majority tag 0.694 and the rule 0.748
+    assert acc > majority + 0.08 and acc > rule_acc + 0.03, (acc, majority, rule_acc)
 
 
 def test_pack_labelled():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from transferlm.data import assets
 from transferlm.data.finetune_collate import encode_words, word_spans
 from transferlm.data.formats import read_conll
 from transferlm.pipelines import Tagger
+from transferlm.training.metrics import entity_prf
 
 FIXTURES = "tests/fixtures"
 
@@ -23,21 +26,38 @@ def wnut():
     return data, ["O"] + [t for t in tags if t != "O"]
 
 
+def _with_entities(rows):
+    return [d for d in rows if any(t != "O" for t in d[1])]
+
+
 @pytest.fixture(scope="module")
 def tagger(wnut):
+    """Trained on 96 tweets with entities from the first 800; held out: 120 tweets with entities
+    from tweet 1,200 on (no tweet in both)."""
     data, labels = wnut
-    train = [d for d in data[:400] if any(t != "O" for t in d[1])][:48]
+    train, test = _with_entities(data[:800])[:96], _with_entities(data[1200:])[:120]
     tg = Tagger.new("minilm", labels=labels, head="softmax", max_length=48)
     tg.fit([w for w, _ in train], [t for _, t in train], epochs=1, lr=5e-4, batch_size=8,
-           min_steps=24, warmup_ratio=0.0, progress=False)
-    return tg, train
+           min_steps=40, warmup_ratio=0.0, progress=False)
+    return tg, train, test
+
+
+def _lexicon_f1(train, test) -> float:
+    """Entity F1 on `test` of tagging each word with its most frequent tag in `train` (O if unseen)."""
+    seen: dict[str, Counter] = {}
+    for words, tags in train:
+        for w, t in zip(words, tags):
+            seen.setdefault(w.lower(), Counter())[t] += 1
+    pred = [[seen[w.lower()].most_common(1)[0][0] if w.lower() in seen else "O" for w in words] for words, _ in test]
+    return entity_prf([t for _, t in test], pred).micro.f1
 
 
 def test_wnut_tagger_learns_and_offsets_are_exact(tagger):
-    tg, train = tagger
-    m = tg.evaluate([w for w, _ in train], [t for _, t in train])
-    assert m["f1"] > 0.1, m  # an untrained head finds ~no entity
-    texts = [" ".join(w) for w, _ in train[:40]]
+    tg, train, test = tagger
+    m = tg.evaluate([w for w, _ in test], [t for _, t in test])  # held-out tweets
+    lexicon = _lexicon_f1(train, test)  # measured: 0.14; the tagger 0.35; untrained 0.01
+    assert m["f1"] > 0.25 and m["f1"] > lexicon + 0.1, (m, lexicon)
+    texts = [" ".join(w) for w, _ in test[:40]]
     found = 0
     for text, ents in zip(texts, tg.predict(texts)):
         for e in ents:

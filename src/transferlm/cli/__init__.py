@@ -12,8 +12,8 @@ import sys
 
 # Subcommand modules, in the order `--help` lists them. Each must exist: a missing one is an
 # ImportError, never a command silently left out of the list.
-COMMANDS = ["assets", "tokenizer", "pretrain", "finetune", "evaluate", "predict", "embed", "generate",
-            "plot", "demo"]
+COMMANDS = ["assets", "tokenizer", "pretrain", "finetune", "evaluate", "predict", "embed", "generate", "prompt",
+            "plot", "demo", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

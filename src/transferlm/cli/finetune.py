@@ -1,4 +1,5 @@
-"""`transferlm finetune`: fine-tune an encoder for classification, pairs, tagging, spans or QA.
+"""`transferlm finetune`: fine-tune an encoder for classification, pairs, tagging, spans or QA,
+or a causal decoder (GPT-2, Llama, SmolLM2) for classify / pair.
 
     transferlm finetune --task classify --model minilm --train train.csv --dev dev.csv --out runs/bbc
     transferlm finetune --config finetune.yaml
@@ -30,6 +31,11 @@ Defaults (checked on BBC News and WNUT-16 with all-MiniLM-L6-v2 by benchmarks/fi
   head lr is 1e-3), first-subword labels and decoding;  spans: 10 epochs,
   max width 8 words, head lr 1e-3;
   qa: 2 epochs, max length 384, stride 128 (BERT's SQuAD settings).
+classify / pair on a decoder (--model smollm2, a .gguf file, or a GPT-2 / Llama folder: the
+family is read from config.json): GPT-1 fine-tuning, <start> text [<delim> text_b] <extract>,
+a bias-free head on the last token's state, plus --aux-lm-weight (lambda, default 0.5, GPT-1
+sec. 3.2) times the causal LM loss on the same inputs; 0 switches it off. The saved folder loads
+in transformers' GPT2ForSequenceClassification / LlamaForSequenceClassification.
 tag takes any tag set: the scheme (bio / bioes: entities, entity F1; plain: part of speech or any
 other tags, word accuracy) is detected from the training tags or given with --scheme.
 The YAML --config mirrors the flags (`max_length: 128` is `--max-length 128`); flags given on
@@ -65,7 +71,7 @@ TASK_DEFAULTS = {"classify": (4.0, 256), "pair": (4.0, 128), "tag": (5.0, 128), 
 @dataclass
 class FinetuneConfig:
     task: str = ""  # classify | pair | tag | spans | qa
-    model: str = "minilm"  # an asset name or a Hugging Face BERT folder
+    model: str = "minilm"  # an asset name, a Hugging Face BERT / GPT-2 / Llama folder or a .gguf file
     train: str = ""  # training file
     dev: str = ""  # dev file: early stopping (scored every eval_every updates and at the end)
     out: str = ""  # output folder: model/, metrics.jsonl, checkpoints/
@@ -86,7 +92,8 @@ class FinetuneConfig:
     gradual_unfreezing: bool = False  # ULMFiT: unfreeze one more layer group per epoch
     head_lr: float | None = None  # peak lr of the task head; None: lr (tag softmax, spans: 1e-3)
     seed: int = 0
-    pooling: str = "cls"  # classify / pair: cls | mean | concat
+    pooling: str = ""  # classify / pair: cls | mean | concat | last; "" = cls (encoders), last (decoders)
+    aux_lm_weight: float | None = None  # decoders: lambda of the auxiliary LM loss; None = 0.5 (GPT-1)
     head: str = "crf"  # tag: crf | softmax (WNUT-16 entity F1 0.580 vs 0.513)
     scheme: str = ""  # tag: bio | bioes | plain; "" = detected from the training tags
     label_all_subwords: bool = False  # tag: train every subword (BIO) instead of the first
@@ -111,7 +118,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file whose keys are these flags (flags given here win)")
     p.add_argument("--task", choices=TASKS, default=None, help="the task family")
-    p.add_argument("--model", default=None, help="asset name or Hugging Face BERT folder (default: minilm)")
+    p.add_argument("--model", default=None,
+                   help="asset name, Hugging Face BERT / GPT-2 / Llama folder or .gguf file (default: minilm)")
     p.add_argument("--train", default=None, help="training file")
     p.add_argument("--dev", default=None,
                    help="dev file: scored during training for early stopping (the best weights are kept)")
@@ -147,8 +155,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="peak learning rate of the task head (default: --lr; 1e-3 for the tag softmax "
                         "head and the spans FFNN scorer, which learn too slowly at 1e-4)")
     p.add_argument("--seed", type=int, default=None, help="seed for the head, dropout and data order (default: 0)")
-    p.add_argument("--pooling", choices=["cls", "mean", "concat"], default=None,
-                   help="classify/pair: [CLS] pooler (default; loads in transformers), mean, or ULMFiT concat")
+    p.add_argument("--pooling", choices=["cls", "mean", "concat", "last"], default=None,
+                   help="classify/pair: [CLS] pooler (default for encoders; loads in transformers), mean, "
+                        "ULMFiT concat, or the last token (decoders: the only choice)")
+    p.add_argument("--aux-lm-weight", type=float, default=None,
+                   help="decoders: lambda in L = L_task + lambda * L_LM (GPT-1 sec. 3.2; default 0.5; 0 = off)")
     p.add_argument("--head", choices=["softmax", "crf"], default=None, help="tag: CRF (default; 0.580 vs 0.513 entity F1 on WNUT-16) or softmax (loads in transformers' AutoModelForTokenClassification)")
     p.add_argument("--scheme", choices=SCHEMES, default=None,
                    help="tag: bio / bioes (entities: CRF constraints, entity F1) or plain (part of "
@@ -248,9 +259,22 @@ def build_pipeline(cfg: FinetuneConfig, labels: list[str], scheme: str | None = 
 
     epochs, max_length = TASK_DEFAULTS[cfg.task]
     ml = cfg.max_length or max_length
+    from ..pipelines.base import is_decoder_model
+
+    decoder = is_decoder_model(cfg.model)
+    if cfg.aux_lm_weight is not None and not (decoder and cfg.task in ("classify", "pair")):
+        raise UserError(f"--aux-lm-weight is for classify / pair on a causal decoder; {cfg.model} is "
+                        f"{'a decoder' if decoder else 'not a decoder'} and the task is {cfg.task}")
     if cfg.task in ("classify", "pair"):
-        return TextClassifier.new(cfg.model, labels=labels, seed=cfg.seed, pooling=cfg.pooling,
-                                  max_length=ml, pair=cfg.task == "pair")
+        opts: dict[str, Any] = dict(max_length=ml, pair=cfg.task == "pair")
+        if cfg.pooling:
+            opts["pooling"] = cfg.pooling
+        if cfg.aux_lm_weight is not None:
+            opts["aux_lm_weight"] = cfg.aux_lm_weight
+        return TextClassifier.new(cfg.model, labels=labels, seed=cfg.seed, **opts)
+    if decoder:
+        raise UserError(f"--task {cfg.task} fine-tunes encoders (BERT family); {cfg.model} is a causal "
+                        f"decoder (decoders: --task classify or pair)")
     if cfg.task == "tag":
         return Tagger.new(cfg.model, labels=labels, seed=cfg.seed, head=cfg.head, max_length=ml,
                           label_all_subwords=cfg.label_all_subwords, aggregation=cfg.aggregation,

@@ -6,7 +6,11 @@ Pooling over the encoder's hidden states h (B, T, C), padding excluded by the at
 - "cls":    h_0, the first token ([CLS]);
 - "mean":   the mean of the real tokens;
 - "concat": [h_T; maxpool(h); meanpool(h)] (ULMFiT, Howard & Ruder 2018 sec. 3.3), h_T the last
-            real token; the projection then reads 3C features.
+            real token; the projection then reads 3C features;
+- "last":   h_T, the last real token (right padding): a causal decoder's only state that has read
+            the whole input (GPT-1, Radford et al. 2018 sec. 3.2: W_y h_l^m).
+bias=False gives the bias-free projection of transformers' GPT2/LlamaForSequenceClassification
+(`score`).
 num_labels = 1 makes it a regression head (MSE loss, the raw output is the prediction).
 A sentence pair is one sequence `[CLS] A [SEP] B [SEP]` to the encoder, so it uses this same head.
 
@@ -21,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-POOLINGS = ("cls", "mean", "concat")
+POOLINGS = ("cls", "mean", "concat", "last")
 
 
 def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
@@ -44,7 +48,8 @@ def last_token(hidden: Tensor, mask: Tensor) -> Tensor:
 
 class ClassificationHead(nn.Module):
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls",
-                 dropout: float = 0.1):  # BERT fine-tuning's dropout on the pooled state
+                 dropout: float = 0.1,  # BERT fine-tuning's dropout on the pooled state
+                 bias: bool = True):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -54,7 +59,7 @@ class ClassificationHead(nn.Module):
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         features = 3 * hidden_size if pooling == "concat" else hidden_size
-        self.proj = nn.Linear(features, num_labels)
+        self.proj = nn.Linear(features, num_labels, bias=bias)
 
     @property
     def is_regression(self) -> bool:
@@ -68,6 +73,8 @@ class ClassificationHead(nn.Module):
             return hidden[:, 0]
         if self.pooling == "mean":
             return masked_mean(hidden, attention_mask)
+        if self.pooling == "last":
+            return last_token(hidden, attention_mask)
         # ULMFiT sec. 3.3: h_c = [h_T; maxpool(H); meanpool(H)]
         return torch.cat([last_token(hidden, attention_mask), masked_max(hidden, attention_mask),
                           masked_mean(hidden, attention_mask)], dim=-1)

@@ -7,7 +7,8 @@ and BERT-shaped decoders with cross-attention (the decoder half of seq2seq.py).
 
 Incremental decoding keeps keys/values in a `KVCache`; `generate` does greedy decoding or
 sampling with temperature, top-k and top-p (nucleus, Holtzman et al. 2020), and stops on stop
-tokens. Left-padded batches work: positions count real tokens only (cumsum of the mask).
+tokens; `stream` yields the same tokens one step at a time. Left-padded batches work: positions
+count real tokens only (cumsum of the mask).
 
 What this file does not do: tokenise (tokenization/), beam search (seq2seq.py has it for
 encoder-decoders), losses (objectives/pretraining.py has the CLM loss).
@@ -16,7 +17,7 @@ encoder-decoders), losses (objectives/pretraining.py has the CLM loss).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -99,13 +100,30 @@ class Decoder(nn.Module):
     def generate(self, input_ids: Tensor, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, stop_token_ids: Sequence[int] = (),
                  attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
-                 pad_token_id: int | None = None) -> Tensor:
+                 pad_token_id: int | None = None, on_token: Callable[[Tensor], None] | None = None) -> Tensor:
         """Prompt (B, T) -> prompt + up to max_new_tokens new tokens (B, T + n), with a KV cache.
+
+        on_token: called with each step's new tokens (B,) as they are chosen (streaming output).
 
         A row that produced a stop token is filled with `pad_token_id` (default: the config's,
         else the first stop token) until every row has stopped or n reaches max_new_tokens.
         For batched prompts of different lengths, left-pad them and pass attention_mask.
         """
+        new = []
+        for nxt in self.stream(input_ids, max_new_tokens, do_sample, temperature, top_k, top_p, stop_token_ids,
+                               attention_mask, generator, pad_token_id):
+            new.append(nxt[:, None])
+            if on_token is not None:
+                on_token(nxt)
+        return torch.cat([input_ids, *new], dim=1)  # (B, T + n)
+
+    @torch.no_grad()
+    def stream(self, input_ids: Tensor, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, stop_token_ids: Sequence[int] = (),
+               attention_mask: Tensor | None = None, generator: torch.Generator | None = None,
+               pad_token_id: int | None = None) -> Iterator[Tensor]:
+        """`generate` one step at a time: yields each step's new tokens (B,) as soon as they are
+        chosen (a streamed completion; serving/ sends them as server-sent events)."""
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         check_sampling(temperature, top_k, top_p)
@@ -117,15 +135,15 @@ class Decoder(nn.Module):
             pad_token_id = self.config.pad_token_id if self.config.pad_token_id is not None else (
                 int(stops[0]) if len(stops) else 0)
         done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-        seq, mask, cache = input_ids, attention_mask, KVCache()
+        mask, cache = attention_mask, KVCache()
         step_input = input_ids
         try:
             for step in range(max_new_tokens):
                 out = self(step_input, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1)
                 nxt = next_token(out.logits[:, -1], do_sample, temperature, top_k, top_p, generator)  # (B,)
                 nxt = torch.where(done, torch.full_like(nxt, pad_token_id), nxt)
-                seq = torch.cat([seq, nxt[:, None]], dim=1)
                 done |= torch.isin(nxt, stops)
+                yield nxt
                 if bool(done.all()):
                     break
                 step_input = nxt[:, None]
@@ -133,7 +151,6 @@ class Decoder(nn.Module):
                     mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
         finally:
             self.train(was_training)
-        return seq
 
     # ---- checkpoints ------------------------------------------------------------------------
     @classmethod

@@ -1,8 +1,13 @@
 """What every fine-tuning pipeline shares: model resolution, training, saving and loading.
 
-A pipeline is an `Encoder` + a tokenizer + a head (heads/) + the label list + its options. This
-file does, once for all tasks:
-- `resolve_model`: an asset name ("minilm") or a Hugging Face BERT folder -> (Encoder, tokenizer);
+A pipeline is a pretrained body + a tokenizer + a head (heads/) + the label list + its options.
+The body is an `Encoder` (BERT family), or a `Decoder` (GPT-2, Llama; GGUF files) for the tasks
+that support one (`TextClassifier` hands those to decoder_classification.py). It lives in
+`pipeline.encoder` whichever it is: the attribute names the role (the model under the head), and
+both share the parameter names `embeddings.*` / `layers.{i}.*` that freezing and unfreezing use.
+This file does, once for all tasks:
+- `resolve_model`: an asset name ("minilm", "smollm2"), a Hugging Face BERT / GPT-2 / Llama
+  folder or a GGUF file -> (Encoder or Decoder, tokenizer), the family read from config.json;
 - `Pipeline.fit_features`: training with the shared `Trainer` (training/trainer.py; no second
   loop) over length-bucketed batches (data/finetune_collate.py), with the optimizer options of
   training/optim.py (freezing, layer-wise learning-rate decay, gradual unfreezing) and the
@@ -14,7 +19,8 @@ file does, once for all tasks:
   a killed run resumable;
 - `Pipeline.save_pretrained` / `load`: a Hugging Face-style folder (config.json with the label
   map and the HF architecture, model.safetensors with the encoder under `bert.` and the head
-  under HF names such as `classifier.weight`, the tokenizer files) plus `transferlm_pipeline.json`
+  under HF names such as `classifier.weight`, or a decoder under `transformer.` / `model.` and
+  its head under `score.weight`, the tokenizer files) plus `transferlm_pipeline.json`
   for the options HF has no place for. The folder is built beside the target and renamed into
   place, so a reader sees the old folder or the complete new one;
 - `predict_batches`: inference in length-sorted batches, results back in input order.
@@ -42,6 +48,7 @@ from torch import Tensor, nn
 from ..data import assets
 from ..data.finetune_collate import BucketedBatches, FinetuneCollator, word_spans
 from ..models import checkpoint
+from ..models.decoder import Decoder
 from ..models.encoder import Encoder, Pooler
 from ..tokenization.io import load_tokenizer
 from ..training.early_stopping import EarlyStopping
@@ -55,20 +62,56 @@ FLOOR_MAX_EPOCHS = 100  # the min_steps floor never asks for more passes than th
 MAX_EVALS = 20  # eval_every=None: at most ~20 dev evaluations a run (each is a pass over dev)
 
 
-def resolve_model(model: str | os.PathLike | Encoder, tokenizer=None) -> tuple[Encoder, Any]:
-    """(Encoder, tokenizer) from an asset name, a HF BERT folder, or an Encoder + tokenizer."""
-    if isinstance(model, Encoder):
+DECODER_TYPES = ("gpt2", "llama")  # config.json model_types that are causal decoders
+
+
+def _gguf_in(path: Path) -> Path | None:
+    """The GGUF file `path` names: the file itself, or the only *.gguf of a folder without config.json."""
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if path.is_dir() and not (path / checkpoint.CONFIG).exists():
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ggufs[0]
+    return None
+
+
+def is_decoder_model(model: str | os.PathLike | nn.Module) -> bool:
+    """Whether `model` (a module, an asset name, a folder or a GGUF file) is a causal decoder."""
+    if isinstance(model, nn.Module):
+        return isinstance(model, Decoder)
+    path = Path(model)
+    if not path.exists() and str(model) in assets.ASSETS:
+        path = assets.path(str(model))
+    if _gguf_in(path) is not None:
+        return True
+    if path.is_dir() and (path / checkpoint.CONFIG).is_file():
+        return checkpoint.read_config(path).get("model_type") in DECODER_TYPES
+    return False
+
+
+def resolve_model(model: str | os.PathLike | Encoder | Decoder, tokenizer=None) -> tuple[Encoder | Decoder, Any]:
+    """(body, tokenizer) from an asset name, a HF folder (BERT -> Encoder; GPT-2 / Llama ->
+    Decoder, by config.json's model_type), a GGUF file (Decoder, tokenizer from its metadata),
+    or an Encoder / Decoder + its tokenizer."""
+    if isinstance(model, (Encoder, Decoder)):
         if tokenizer is None:
-            raise ValueError("an Encoder instance needs its tokenizer: new(encoder, tokenizer=tok, ...)")
+            raise ValueError(f"an {type(model).__name__} instance needs its tokenizer: "
+                             f"new(model, tokenizer=tok, ...)")
         return model, tokenizer
     folder = Path(model)
     if not folder.exists() and str(model) in assets.ASSETS:
         folder = assets.path(str(model))
+    gguf = _gguf_in(folder)
+    if gguf is not None:
+        from ..tokenization.bpe import ByteLevelBPETokenizer
+
+        return Decoder.from_pretrained(gguf), tokenizer if tokenizer is not None else ByteLevelBPETokenizer.from_gguf(gguf)
     if not folder.is_dir():
         known = ", ".join(sorted(assets.ASSETS))
-        raise FileNotFoundError(f"{model}: not a model folder or an asset name (assets: {known})")
-    enc = Encoder.from_pretrained(folder)
-    return enc, tokenizer if tokenizer is not None else load_tokenizer(folder)
+        raise FileNotFoundError(f"{model}: not a model folder, a .gguf file or an asset name (assets: {known})")
+    body = Decoder.from_pretrained(folder) if is_decoder_model(folder) else Encoder.from_pretrained(folder)
+    return body, tokenizer if tokenizer is not None else load_tokenizer(folder)
 
 
 @dataclass
@@ -162,7 +205,7 @@ class Pipeline(abc.ABC):
     dev_metric: str = ""  # the key of `evaluate`'s result that early stopping maximises
     Options: type = object  # the task's options dataclass
 
-    def __init__(self, encoder: Encoder, tokenizer, labels: Sequence[str], options: Any):
+    def __init__(self, encoder: Encoder | Decoder, tokenizer, labels: Sequence[str], options: Any):
         self.encoder, self.tokenizer = encoder, tokenizer
         self.labels = list(labels)
         if len(set(self.labels)) != len(self.labels):
@@ -175,20 +218,44 @@ class Pipeline(abc.ABC):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def new(cls, model: str | os.PathLike | Encoder = "minilm", labels: Sequence[str] | None = None, *,
+    def new(cls, model: str | os.PathLike | Encoder | Decoder = "minilm", labels: Sequence[str] | None = None, *,
             tokenizer=None, seed: int = 0, **options) -> "Pipeline":
-        """A pipeline over a pretrained encoder with a freshly initialised head.
+        """A pipeline over a pretrained model with a freshly initialised head.
 
-        model: an asset name ("minilm"), a HF BERT folder, or an `Encoder` (then give `tokenizer`).
-        options: the fields of the task's Options dataclass (e.g. pooling="mean", max_length=256).
+        model: an asset name ("minilm"), a HF folder, a GGUF file, or an `Encoder` / `Decoder`
+        (then give `tokenizer`). options: the fields of the task's Options dataclass (e.g.
+        pooling="mean", max_length=256).
         """
         encoder, tok = resolve_model(model, tokenizer)
+        cls = cls._class_for(encoder)
         known = {f.name for f in fields(cls.Options)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise TypeError(f"{cls.__name__}.new: unknown option(s) {unknown}; known: {sorted(known)}")
         torch.manual_seed(seed)  # the head's initial weights
-        return cls(encoder, tok, cls._check_labels(labels), cls.Options(**options))
+        return cls(encoder, tok, cls._check_labels(labels), cls._make_options(tok, options))
+
+    @classmethod
+    def _class_for(cls, body: nn.Module) -> type["Pipeline"]:
+        """The pipeline class for this body; encoder pipelines refuse a decoder."""
+        if isinstance(body, Decoder):
+            raise TypeError(f"{cls.__name__} fine-tunes encoders (BERT family); this model is a "
+                            f"{body.config.model_type} decoder (decoders: TextClassifier, tasks classify / pair)")
+        return cls
+
+    @classmethod
+    def _make_options(cls, tokenizer, options: dict[str, Any]) -> Any:
+        """The Options dataclass from `new`'s keyword options (decoders fill in tokenizer ids)."""
+        return cls.Options(**options)
+
+    @classmethod
+    def _load_body(cls, folder: Path) -> nn.Module:
+        """The pretrained body of a saved folder (an Encoder here; decoder pipelines override)."""
+        return Encoder.from_pretrained(folder)
+
+    def _save_body(self, folder: Path) -> None:
+        """Write the body and the head's tensors (HF names) as a HF folder under `architecture`."""
+        self.encoder.save_pretrained(folder, extra_tensors=self._head_state(), architectures=[self.architecture])
 
     @classmethod
     def _check_labels(cls, labels: Sequence[str] | None) -> list[str]:
@@ -227,7 +294,7 @@ class Pipeline(abc.ABC):
         if stopper is not None and not self.dev_metric:
             raise TypeError(f"{type(self).__name__} sets no dev_metric for early stopping")
         model = self.model
-        if self.encoder.pooler is not None and not self._uses_pooler():
+        if getattr(self.encoder, "pooler", None) is not None and not self._uses_pooler():
             for p in self.encoder.pooler.parameters():  # unused: keep it out of the optimizer
                 p.requires_grad_(False)
         self._apply_freeze(fit)
@@ -242,7 +309,7 @@ class Pipeline(abc.ABC):
             L = self.encoder.config.num_layers
             on_epoch = GradualUnfreezing(model, [("encoder.embeddings.",)] +
                                          [(f"encoder.layers.{i}.",) for i in range(L)] +
-                                         [("head.", "encoder.pooler.")])
+                                         [("head.", "encoder.pooler.", "encoder.final_norm.", "encoder.lm_head.")])
         history: list[dict[str, Any]] = []
         tmp = None
         run_dir = fit.out_dir
@@ -352,8 +419,7 @@ class Pipeline(abc.ABC):
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
         try:
-            self.encoder.save_pretrained(tmp, extra_tensors=self._head_state(),
-                                         architectures=[self.architecture])
+            self._save_body(tmp)
             cfg = checkpoint.read_config(tmp)
             if self.hf_label_map:
                 cfg["id2label"] = {str(i): lab for i, lab in enumerate(self.labels)}
@@ -454,7 +520,7 @@ def load(folder: str | os.PathLike) -> Pipeline:
     ignored = sorted(set(cfg["options"]) - known)
     if ignored:
         warnings.warn(f"{folder / PIPELINE_FILE}: ignoring unknown options {ignored}", stacklevel=2)
-    encoder = Encoder.from_pretrained(folder)
+    encoder = cls._load_body(folder)
     pipe = cls(encoder, load_tokenizer(folder), cfg["labels"], cls.Options(**opts))
     tensors, source = checkpoint.read_tensors(folder)
     pipe._load_head_state(tensors, source)

@@ -13,6 +13,10 @@ the saved folder loads in transformers' AutoModelForSequenceClassification with 
 "mean" and "concat" (ULMFiT sec. 3.3) pool the last hidden states instead; their classifier
 weights keep the HF names but only transferlm reproduces those logits.
 
+On a causal decoder (GPT-2, Llama, SmolLM2: `TextClassifier.new("smollm2", ...)`) `new` returns
+a `DecoderClassifier` (decoder_classification.py: GPT-1 fine-tuning, the last token's state, the
+auxiliary LM loss), a subclass with the same methods.
+
 What it does not: multi-label (sigmoid) classification or regression (the head supports a
 single regression output; no pipeline wires it yet).
 """
@@ -35,7 +39,7 @@ from .base import FitConfig, Pipeline, encode_batch, ensure_pooler
 
 @dataclass
 class ClassifierOptions:
-    pooling: str = "cls"  # cls (BERT's pooler, HF-compatible) | mean | concat (ULMFiT)
+    pooling: str = "cls"  # cls (BERT's pooler, HF-compatible) | mean | concat (ULMFiT) | last
     max_length: int = 256  # BBC articles average ~450 subwords; 256 keeps the lead, halves the cost
     dropout: float = 0.1  # BERT's dropout before the classifier
     pair: bool = False  # sentence-pair task: inputs are (text, text_b)
@@ -57,6 +61,18 @@ class TextClassifier(Pipeline):
     @property
     def task(self) -> str:  # type: ignore[override]
         return "pair" if self.options.pair else "classify"
+
+    @classmethod
+    def _class_for(cls, body):
+        """A causal decoder gets the DecoderClassifier (GPT-1 fine-tuning), an encoder this class."""
+        from ..models.decoder import Decoder
+        from .decoder_classification import DecoderClassifier
+
+        if isinstance(body, Decoder):
+            return DecoderClassifier
+        if issubclass(cls, DecoderClassifier):
+            raise TypeError(f"DecoderClassifier needs a causal decoder; {type(body).__name__} is not one")
+        return cls
 
     def _build_head(self) -> ClassificationHead:
         if self.options.pooling == "cls":
@@ -141,16 +157,16 @@ class TextClassifier(Pipeline):
             raise ValueError("linear_probe is for classification heads (num_labels >= 2)")
 
         def pooled(batch: dict[str, Any]) -> list[Tensor]:
-            out = encode_batch(self.encoder, batch)
-            z = self.head.features(out.last_hidden_state, batch["attention_mask"], self._pooler_output(out, self.head))
-            return list(z.float())
+            return list(self._head_features(batch).float())
 
         with torch.no_grad():
             z = torch.stack(self.predict_batches(feats, pooled)).cpu()  # (N, F)
         y = torch.tensor([f["labels"] for f in feats])  # (N,)
         w = torch.zeros(len(self.labels), z.shape[1], requires_grad=True)  # (K, F)
-        b = torch.zeros(len(self.labels), requires_grad=True)  # (K,)
-        opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+        proj = self.head.proj
+        b = torch.zeros(len(self.labels), requires_grad=proj.bias is not None)  # (K,); 0 without a bias
+        opt = torch.optim.LBFGS([w, b] if proj.bias is not None else [w], max_iter=max_iter,
+                                line_search_fn="strong_wolfe")
 
         def closure() -> Tensor:
             opt.zero_grad()
@@ -159,16 +175,23 @@ class TextClassifier(Pipeline):
             return loss
 
         opt.step(closure)
-        proj = self.head.proj
         with torch.no_grad():
             proj.weight.copy_(w.detach().to(proj.weight))
-            proj.bias.copy_(b.detach().to(proj.bias))
+            if proj.bias is not None:
+                proj.bias.copy_(b.detach().to(proj.bias))
             return float(((z @ w.T + b).argmax(-1) == y).float().mean())
+
+    def _head_features(self, batch: dict[str, Any]) -> Tensor:
+        """(B, F): what the head's linear layer reads for a padded batch (no dropout)."""
+        out = encode_batch(self.encoder, batch)
+        return self.head.features(out.last_hidden_state, batch["attention_mask"], self._pooler_output(out, self.head))
 
     # ------------------------------------------------------------------ inference
     def _logits(self, feats: list[dict[str, Any]], batch_size: int = 32) -> Tensor:
-        rows = self.predict_batches(feats, lambda b: list(self.model(b)["logits"].float().cpu()),
-                                    batch_size)
+        def run(b: dict[str, Any]) -> list[Tensor]:  # no labels: only the logits are wanted
+            return list(self.model({k: v for k, v in b.items() if k != "labels"})["logits"].float().cpu())
+
+        rows = self.predict_batches(feats, run, batch_size)
         return torch.stack(rows) if rows else torch.zeros(0, len(self.labels))
 
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None,

@@ -5,7 +5,13 @@ longest match at the leftmost position, as `tokenizers`' AddedVocabulary does), 
 the rest with the model's regex (bytelevel.py), (3) spell each piece's UTF-8 bytes as byte
 symbols and (4) merge, lowest-ranked pair first (GPT-2's `bpe()`), until no ranked pair is left.
 Character offsets point into the input (as `tokenizers` reports them with trim_offsets=False),
-pre-token encodings are cached, and `decode(encode(x)) == x`. `train` learns a vocabulary with
+and `decode(encode(x)) == x`.
+
+Speed (benchmarks/bpe.py, against `tokenizers` on one thread): each pre-token's encoding is cached
+and a text is built from the cached tuples by C-level iterators (`_encode_plain`); ASCII and latin-1 text is
+pre-split by the standard-`re` twin of the pattern and spelled as byte symbols by one translate;
+a text holding no character that begins an added token skips the added-token search; `_bpe`
+keeps the pair ranks in a list and looks up only the two pairs beside each merge. `train` learns a vocabulary with
 the one merge learner (merges.py), the way `tokenizers`' BpeTrainer does.
 
 What it does not do: BPE dropout, byte fallback / unk tokens (a byte the vocabulary has no token
@@ -22,14 +28,33 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate, chain, islice, repeat
+from operator import add, itemgetter, sub
 
 from .added import AddedToken, added_tokens_pattern, encode_with_added_tokens
-from .bytelevel import PATTERNS, alphabet, bytes_to_unicode, compile_pattern, to_byte_symbols
+from .bytelevel import (PATTERNS, alphabet, bytes_to_unicode, compile_pattern, latin1_pattern, symbol_table,
+                        to_byte_symbols)
 from .encoding import Encoding, Tokenizer
 from .merges import learn_merges
 from .template import Template
 
 ROLES = ("bos", "eos", "pad", "unk")  # the special-token roles a byte-level tokenizer may have
+
+# A pre-token's encoding, as cached: (flat, starts, ends). flat interleaves each token's id, string
+# and length in characters (id0, token0, len0, id1, ...), so that one chain over the pieces of a
+# text gives all three (sliced apart with [0::3], [1::3], [2::3]); the length is None where the
+# tokens do not tile the piece (a token splits a character, or bytes were dropped). starts / ends
+# are each token's character offsets inside the piece.
+_Piece = tuple[tuple, tuple[int, ...], tuple[int, ...]]
+_FLAT, _STARTS, _ENDS = (itemgetter(k) for k in range(3))
+_NO_RANK = 1 << 62  # the rank of a pair that is not a merge (above any real rank)
+
+
+def _piece(piece: str, ids: Sequence[int], tokens: Sequence[str], starts: tuple[int, ...],
+           ends: tuple[int, ...]) -> _Piece:
+    tiles = bool(ids) and starts[0] == 0 and ends[-1] == len(piece) and starts[1:] == ends[:-1]
+    lens = map(sub, ends, starts) if tiles else repeat(None)
+    return tuple(chain.from_iterable(zip(ids, tokens, lens))), starts, ends
 
 
 class ByteLevelBPETokenizer(Tokenizer):
@@ -59,13 +84,16 @@ class ByteLevelBPETokenizer(Tokenizer):
                     raise ValueError(f"merge {r} ({a!r} {b!r}) names {s!r}, which is not in the vocabulary")
         # Rank = position in the list; a pair listed twice keeps its last rank (as tokenizers does).
         self._ranks: dict[tuple[str, str], int] = {m: r for r, m in enumerate(self.merges)}
+        self._merged = [a + b for a, b in self.merges]  # rank -> the token it makes
         self.pattern_name = pattern
         self._pattern = compile_pattern(PATTERNS.get(pattern, pattern))
+        self._latin1_pattern = latin1_pattern(PATTERNS.get(pattern, pattern))  # None for a custom pattern
         self.ignore_merges = ignore_merges  # Llama-3: a pre-token already in the vocab is one token
         self._added: list[AddedToken] = []
         self._added_by_content: dict[str, AddedToken] = {}
         self._added_by_id: dict[int, AddedToken] = {}
         self._added_re = None
+        self._added_firsts: frozenset[str] | None = None  # first characters of the added tokens (few)
         for t in added_tokens:
             self._add_token(t)
         self.special_tokens = dict(special_tokens or {})
@@ -73,9 +101,10 @@ class ByteLevelBPETokenizer(Tokenizer):
             if tok not in self.vocab and tok not in self._added_by_content:
                 raise ValueError(f"special token {role}={tok!r} is not in the vocabulary")
         self.template = template if template is not None else Template.none()
-        self._cache: dict[str, tuple[tuple[int, ...], tuple[str, ...], tuple[tuple[int, int], ...]]] = {}
+        self._cache: dict[str, _Piece] = {}
         self.dropped_bytes = 0  # bytes of encoded text the vocabulary had no token for (see _encode_piece)
         self._to_byte = {c: b for b, c in bytes_to_unicode().items()}
+        self._byte_symbols = symbol_table()  # str.translate: a latin-1 / ASCII character -> its byte symbol
         # Byte symbols the vocabulary lacks (SmolLM2: 21 of 256); pieces holding one take a slow path.
         self._missing_symbols = frozenset(c for c in self._to_byte if c not in self.vocab)
 
@@ -122,56 +151,73 @@ class ByteLevelBPETokenizer(Tokenizer):
     # ------------------------------------------------------------------ encoding
 
     def _bpe(self, sym: str) -> list[str]:
-        """GPT-2's bpe(): merge the lowest-ranked adjacent pair everywhere, until none is ranked."""
+        """GPT-2's bpe(): merge the lowest-ranked adjacent pair everywhere, until none is ranked.
+
+        `rs[k]` is the rank of the pair (word[k], word[k + 1]) (unranked: `_NO_RANK`); one `min`
+        finds the next merge. A pair that occurs once (the usual case) is merged in place and
+        only the two ranks beside it are looked up again; one that occurs more often is merged
+        left to right, each occurrence once ("a a a" -> "aa a"), and the ranks recomputed."""
         word = list(sym)
-        ranks = self._ranks
-        while len(word) > 1:
-            best = None
-            best_rank = None
-            for p in zip(word, word[1:]):
-                r = ranks.get(p)
-                if r is not None and (best_rank is None or r < best_rank):
-                    best, best_rank = p, r
-            if best is None:
-                break
-            a, b = best
-            out: list[str] = []
-            i, n = 0, len(word)
+        if len(word) < 2:
+            return word
+        get, merged = self._ranks.get, self._merged
+        rs = list(map(get, zip(word, islice(word, 1, None)), repeat(_NO_RANK)))
+        while True:
+            r = min(rs)
+            if r == _NO_RANK:
+                return word
+            ab = merged[r]
+            i = rs.index(r)
+            if rs.count(r) == 1:
+                word[i] = ab
+                del word[i + 1], rs[i]
+                if not rs:
+                    return word
+                if i:
+                    rs[i - 1] = get((word[i - 1], ab), _NO_RANK)
+                if i < len(rs):
+                    rs[i] = get((ab, word[i + 1]), _NO_RANK)
+                continue
+            a, b = self.merges[r]
+            out = word[:i]
+            n = len(word)
             while i < n:
                 if i + 1 < n and word[i] == a and word[i + 1] == b:
-                    out.append(a + b)
+                    out.append(ab)
                     i += 2
                 else:
                     out.append(word[i])
                     i += 1
             word = out
-        return word
+            if len(word) == 1:
+                return word
+            rs = list(map(get, zip(word, islice(word, 1, None)), repeat(_NO_RANK)))
 
-    def _encode_piece(self, piece: str):
-        """(ids, tokens, offsets relative to the piece) of one pre-token, cached."""
-        hit = self._cache.get(piece)
-        if hit is not None:
-            return hit
-        try:
-            sym = to_byte_symbols(piece)
-        except UnicodeEncodeError as e:
-            raise ValueError(f"cannot encode {piece!r}: {piece[e.start]!r} is a lone surrogate, which has no "
-                             "UTF-8 bytes (byte-level BPE encodes valid Unicode text only)") from None
+    def _encode_piece(self, piece: str) -> _Piece:
+        """The `_Piece` of one pre-token, cached (`_encode_plain` reads the cache itself first)."""
+        if piece.isascii():  # one translate: each ASCII character is one byte, one symbol
+            sym = piece.translate(self._byte_symbols)
+        else:
+            try:
+                sym = to_byte_symbols(piece)
+            except UnicodeEncodeError as e:
+                raise ValueError(f"cannot encode {piece!r}: {piece[e.start]!r} is a lone surrogate, which has no "
+                                 "UTF-8 bytes (byte-level BPE encodes valid Unicode text only)") from None
         missing = self._missing_symbols
         if missing and not missing.isdisjoint(sym):
             return self._encode_piece_dropping(piece, sym)  # not cached: it warns each time
-        if self.ignore_merges and sym in self.vocab:
+        vocab = self.vocab
+        if len(sym) == 1 or (self.ignore_merges and sym in vocab):
             tokens = [sym]
         else:
             tokens = self._bpe(sym)
-        vocab = self.vocab
-        out = (tuple(vocab[t] for t in tokens), tuple(tokens), tuple(self._offsets(piece, tokens)))
+        out = _piece(piece, list(map(vocab.__getitem__, tokens)), tokens, *self._offsets(piece, tokens))
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
         self._cache[piece] = out
         return out
 
-    def _encode_piece_dropping(self, piece: str, sym: str):
+    def _encode_piece_dropping(self, piece: str, sym: str) -> _Piece:
         """A piece holding bytes the vocabulary cannot spell (SmolLM2 has no token for 0x04, 0xf1,
         ...). Like `tokenizers`' BPE without unk token, those bytes are dropped before merging (so
         their neighbours may merge across them), and offsets are counted over the kept symbols in
@@ -191,92 +237,116 @@ class ByteLevelBPETokenizer(Tokenizer):
         # Map a UTF-8 byte of the full byte-symbol string to the piece character it came from.
         char_of_byte = [ci for ci, ch in enumerate(piece) for _ in range(len(ch.encode("utf-8")))]
         char_of_nbyte = [char_of_byte[k] for k, c in enumerate(sym) for _ in range(len(c.encode("utf-8")))]
-        offsets = []
+        starts, ends = [], []
         pos = 0
         for t in tokens:
             n = len(t.encode("utf-8"))
-            offsets.append((char_of_nbyte[pos], char_of_nbyte[pos + n - 1] + 1))
+            starts.append(char_of_nbyte[pos])
+            ends.append(char_of_nbyte[pos + n - 1] + 1)
             pos += n
-        return tuple(vocab[t] for t in tokens), tuple(tokens), tuple(offsets)
+        return _piece(piece, [vocab[t] for t in tokens], tokens, tuple(starts), tuple(ends))
 
     @staticmethod
-    def _offsets(piece: str, tokens: list[str]) -> list[tuple[int, int]]:
-        """Character offsets of each token inside its piece.
+    def _offsets(piece: str, tokens: list[str]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Character offsets (starts, ends) of each token inside its piece.
 
         A token covering bytes [b0, b1) spans the characters holding its first and last byte, so a
         character split across tokens gives each of them the whole character (as tokenizers)."""
-        offsets = []
-        if piece.isascii():
-            pos = 0
-            for t in tokens:
-                offsets.append((pos, pos + len(t)))
-                pos += len(t)
-        else:
-            char_of_byte = []
-            for ci, ch in enumerate(piece):
-                char_of_byte.extend([ci] * len(ch.encode("utf-8")))
-            pos = 0
-            for t in tokens:  # each byte symbol is one character of the token
-                offsets.append((char_of_byte[pos], char_of_byte[pos + len(t) - 1] + 1))
-                pos += len(t)
-        return offsets
+        if len(tokens) == 1:
+            return (0,), (len(piece),)
+        ends = tuple(accumulate(map(len, tokens)))  # each byte symbol is one character of the token
+        if piece.isascii():  # one byte, one character
+            return (0,) + ends[:-1], ends
+        char_of_byte = []
+        for ci, ch in enumerate(piece):
+            char_of_byte.extend([ci] * len(ch.encode("utf-8")))
+        return (tuple(char_of_byte[b] for b in (0,) + ends[:-1]),
+                tuple(char_of_byte[b - 1] + 1 for b in ends))
 
     def _added_regex(self):
         if self._added_re is None and self._added:
             self._added_re = added_tokens_pattern(self._added_by_content)
+            firsts = frozenset(t.content[0] for t in self._added)
+            self._added_firsts = firsts if len(firsts) <= 8 else None
         return self._added_re
 
     def _encode_text(self, text: str) -> Encoding:
         if not isinstance(text, str):
             raise TypeError(f"expected a str to encode, got {type(text).__name__}")
-        return encode_with_added_tokens(text, self._added_regex(), self._encode_plain, self.vocab.__getitem__)
+        pattern = self._added_regex()
+        # Most texts hold none of the characters that begin an added token (SmolLM2's all begin
+        # with "<"); a substring test or two is much cheaper than the regex search.
+        if pattern is None or (self._added_firsts is not None and not any(map(text.__contains__, self._added_firsts))):
+            return self._encode_plain(text)[0]
+        return encode_with_added_tokens(text, pattern, self._encode_plain, self.vocab.__getitem__)
 
     def _encode_plain(self, text: str) -> tuple[Encoding, int]:
         """Encoding of a text without added tokens, and its number of pre-tokens. Word ids number
-        the pre-tokens, as `tokenizers` numbers its splits."""
-        ids: list[int] = []
-        tokens: list[str] = []
-        offsets: list[tuple[int, int]] = []
-        word_ids: list[int] = []
-        pieces: list[tuple[str, int]] = []
-        self._presplit(text, pieces)
-        encode_piece = self._encode_piece
-        cache = self._cache
-        for word, (piece, p0) in enumerate(pieces):
-            hit = cache.get(piece)
-            p_ids, p_toks, p_offs = hit if hit is not None else encode_piece(piece)
-            if len(p_ids) == 1:  # most pre-tokens of real text are one token
-                ids.append(p_ids[0])
-                tokens.append(p_toks[0])
-                a, b = p_offs[0]
-                offsets.append((p0 + a, p0 + b))
-                word_ids.append(word)
-            else:
-                ids.extend(p_ids)
-                tokens.extend(p_toks)
-                offsets.extend([(p0 + a, p0 + b) for a, b in p_offs])
-                word_ids.extend([word] * len(p_ids))
-        return Encoding.from_tokens(ids, tokens, offsets, word_ids), len(pieces)
+        the pre-tokens, as `tokenizers` numbers its splits.
 
-    def _presplit(self, text: str, out: list) -> None:
-        """Append the pre-tokens of `text` as (piece, offset)."""
-        if self._pattern.groups == 0:
-            parts = self._pattern.findall(text)
+        Real text repeats its pre-tokens, so this is mostly cache look-ups and list building: the
+        per-token lists come from C-level iterators over the cached tuples (map, chain,
+        accumulate, zip), with no Python statement per token or per cached piece (the levers of
+        wordpiece.py's `_encode_plain`). Where every piece's tokens tile it (all but pieces that
+        split a character or drop bytes) the offsets are running sums of token lengths, and where
+        every piece is one token the word ids are 0, 1, 2, ..."""
+        parts, starts = self._presplit(text)
+        cache = self._cache
+        segs = list(map(cache.get, parts))
+        empty = False  # a piece with no token (all its bytes dropped; such pieces are never cached)
+        if None in segs:  # cache misses: only these go through Python code
+            k, miss = segs.index(None), self._encode_piece
+            while True:
+                segs[k] = seg = cache.get(parts[k]) or miss(parts[k])
+                empty = empty or not seg[0]
+                try:
+                    k = segs.index(None, k + 1)
+                except ValueError:
+                    break
+        flat = list(chain.from_iterable(map(_FLAT, segs)))
+        ids, tokens, lens = flat[0::3], flat[1::3], flat[2::3]
+        if starts is None and not empty and None not in lens:  # tokens tile pieces, pieces tile the text
+            ends = list(accumulate(lens, initial=0))
+            offsets = list(zip(ends, islice(ends, 1, None)))
+            if len(ids) == len(segs):  # one token per piece
+                return Encoding.from_tokens(ids, tokens, offsets, list(range(len(ids)))), len(segs)
+        else:
+            offsets = None
+        n_tok = list(map(len, map(_STARTS, segs)))
+        word_ids = list(chain.from_iterable(map(repeat, range(len(segs)), n_tok)))
+        if offsets is None:
+            if starts is None:
+                starts = list(accumulate(map(len, parts), initial=0))
+            p0 = list(chain.from_iterable(map(repeat, starts, n_tok)))  # each token's piece start
+            offsets = list(zip(map(add, p0, chain.from_iterable(map(_STARTS, segs))),
+                               map(add, p0, chain.from_iterable(map(_ENDS, segs)))))
+        return Encoding.from_tokens(ids, tokens, offsets, word_ids), len(segs)
+
+    def _presplit(self, text: str) -> tuple[list[str], list[int] | None]:
+        """The pre-tokens of `text` and their character offsets (None: the pieces tile the text,
+        each starts where the one before ends). Text below U+0100 (ASCII, latin-1) with a shipped
+        pattern goes through its twin (bytelevel.latin1_pattern: the same matches, standard `re`)."""
+        pattern = self._pattern
+        if self._latin1_pattern is not None and (text.isascii() or max(text) < "\u0100"):
+            pattern = self._latin1_pattern
+        if pattern.groups == 0:
+            parts = pattern.findall(text)
             if sum(map(len, parts)) == len(text):  # the matches tile the text (always, for ours)
-                pos = 0
-                for piece in parts:
-                    out.append((piece, pos))
-                    pos += len(piece)
-                return
+                return parts, None
+        parts, starts = [], []
         pos = 0
-        for m in self._pattern.finditer(text):
+        for m in pattern.finditer(text):
             s, e = m.span()
             if s > pos:  # the shipped patterns match every character; a custom one may leave
-                out.append((text[pos:s], pos))  # gaps: tokenizers keeps them as pieces
-            out.append((m.group(), s))
+                parts.append(text[pos:s])  # gaps: tokenizers keeps them as pieces
+                starts.append(pos)
+            parts.append(m.group())
+            starts.append(s)
             pos = e
         if pos < len(text):
-            out.append((text[pos:], pos))
+            parts.append(text[pos:])
+            starts.append(pos)
+        return parts, starts
 
     # ------------------------------------------------------------------ decoding
 

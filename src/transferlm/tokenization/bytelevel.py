@@ -21,11 +21,16 @@ Character classes (\\p{L}, \\p{N}, \\s) come from the `regex` module's tables (U
 regex 2026.11); `tokenizers` 0.23's tables stop at Unicode 16, so code points first assigned in
 Unicode 17 may split differently there. Everything older agrees (tests/test_bytelevel_bpe.py).
 
+For text below U+0100 (ASCII and latin-1, most English text) `latin1_pattern` gives each shipped
+pattern a twin for the standard `re` module, with the classes spelled out as `regex` reads them
+there: the same pieces, faster (bpe.py uses it; tests/test_bytelevel_bpe.py checks the twins).
+
 What this file does not do: BPE itself (see bpe.py), special tokens, or any normalisation.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import regex
@@ -33,19 +38,20 @@ import regex
 # The map itself lives in normalize.py (one place for it); re-exported here for byte-level users.
 from .normalize import bytes_to_unicode, unicode_to_bytes
 
-__all__ = ["bytes_to_unicode", "unicode_to_bytes", "to_byte_symbols", "alphabet", "compile_pattern", "PATTERNS", "GGUF_PRE"]
+__all__ = ["bytes_to_unicode", "unicode_to_bytes", "to_byte_symbols", "symbol_table", "alphabet", "compile_pattern",
+           "latin1_pattern", "PATTERNS", "GGUF_PRE"]
 
 
 @lru_cache(maxsize=1)
-def _latin1_to_symbol() -> dict[int, str]:
-    # A str.translate table: the text's bytes read as latin-1 characters -> byte symbols (only the
-    # 68 that move need an entry).
+def symbol_table() -> dict[int, str]:
+    """A str.translate table: the text's bytes read as latin-1 characters -> byte symbols (only the
+    68 that move need an entry). An ASCII text is its own bytes, so it translates directly."""
     return {b: c for b, c in bytes_to_unicode().items() if chr(b) != c}
 
 
 def to_byte_symbols(text: str) -> str:
     """The text's UTF-8 bytes, each spelled as its byte-level character ('hi there' -> 'hiĠthere')."""
-    return text.encode("utf-8").decode("latin-1").translate(_latin1_to_symbol())
+    return text.encode("utf-8").decode("latin-1").translate(symbol_table())
 
 
 def alphabet() -> list[str]:
@@ -84,3 +90,57 @@ GGUF_PRE: dict[str, str] = {
 @lru_cache(maxsize=16)
 def compile_pattern(pattern: str) -> regex.Pattern:
     return regex.compile(pattern)
+
+
+@lru_cache(maxsize=1)
+def _latin1_classes() -> tuple[dict[str, str], dict[str, str]]:
+    """The classes of the shipped patterns restricted to U+0000..U+00FF, as the `regex` module
+    reads them there (\\s is Unicode White_Space: not the separators 0x1c-0x1f that the standard
+    `re` module's \\s also matches; \\p{N} has the superscripts and fractions, \\p{L} ª µ º ...):
+    (the set inside a bracket, the class standing alone), taken from `regex` itself."""
+    inside, alone = {}, {}
+    for cls in (r"\p{L}", r"\p{N}", r"\s"):
+        runs: list[list[int]] = []  # [first, last] code points of each run of members
+        for i in range(256):
+            if regex.match(cls, chr(i)):
+                if runs and runs[-1][1] == i - 1:
+                    runs[-1][1] = i
+                else:
+                    runs.append([i, i])
+        body = "".join(f"\\x{a:02x}" if a == b else f"\\x{a:02x}-\\x{b:02x}" for a, b in runs)
+        inside[cls], alone[cls] = body, f"[{body}]"
+    space = inside[r"\s"]
+    alone[r"\S"] = f"[^{space}]"
+    return inside, alone
+
+
+@lru_cache(maxsize=16)
+def latin1_pattern(pattern: str) -> re.Pattern | None:
+    """The twin of a shipped pattern for text whose characters are all below U+0100 (ASCII and
+    latin-1: most real English text): the same matches there, compiled by the standard `re`
+    module, which runs these patterns faster than `regex`. None for any other pattern (a custom
+    one keeps `regex` on every text). tests/test_bytelevel_bpe.py checks the twins against the
+    originals on random latin-1 text."""
+    if pattern not in PATTERNS.values():
+        return None
+    inside, alone = _latin1_classes()
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        table = inside if in_class else alone
+        esc = next((e for e in table if pattern.startswith(e, i)), None)
+        if esc is not None:
+            out.append(table[esc])
+            i += len(esc)
+            continue
+        c = pattern[i]
+        if c == "\\":  # any other escape (\\r, \\n) means the same in both modules
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[":
+            in_class = True
+        elif c == "]":
+            in_class = False
+        out.append(c)
+        i += 1
+    return re.compile("".join(out))
