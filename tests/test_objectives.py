@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from transferlm.objectives.masking import IGNORE_INDEX
 from transferlm.objectives.pretraining import (CausalLMModel, MLMHead, NSPHead, PretrainingHeads, PretrainingModel,
-                                               SpanBoundaryHead, causal_lm_loss)
+                                               SpanBoundaryHead, causal_lm_loss, softmax_cross_entropy, tied_linear)
 
 B, T, C, V = 3, 7, 16, 50
 
@@ -219,3 +219,70 @@ def test_mlm_evaluator_weights_by_masked_tokens_and_scores_the_unigram_baseline(
     assert r["unigram_accuracy"] == pytest.approx(1 / 4) and r["masked_tokens"] == 4
     with pytest.raises(ValueError, match="no masked position"):
         MLMEvaluator([{"labels": torch.full((1, 3), IGNORE_INDEX)}], 0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0, 2000.0])
+def test_softmax_cross_entropy_equals_torch_loss_gradient_and_argmax_accuracy(scale):
+    # the one-softmax loss of the MLM head against F.cross_entropy (value and gradient) and argmax
+    # accuracy, from ordinary logits to ones so spread that a naive softmax underflows
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(40, 300, generator=g) * scale
+    t = torch.randint(0, 300, (40,), generator=g)
+    t[:13] = z[:13].argmax(-1)  # 13 of 40 rows right
+    ours = z.clone().requires_grad_()
+    loss, acc = softmax_cross_entropy(ours, t)
+    (3.0 * loss).backward()
+    ref = z.clone().requires_grad_()
+    ref_loss = F.cross_entropy(ref, t)
+    (3.0 * ref_loss).backward()
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, ref_loss)
+    torch.testing.assert_close(ours.grad, ref.grad)
+    assert acc.item() == pytest.approx(13 / 40) == (z.argmax(-1) == t).float().mean().item()
+    assert not acc.requires_grad
+
+
+def test_softmax_cross_entropy_bf16_logits_and_empty_rows():
+    z = torch.randn(8, 50, generator=torch.Generator().manual_seed(2)).bfloat16().requires_grad_()
+    t = torch.arange(8)
+    loss, _ = softmax_cross_entropy(z, t)
+    loss.backward()
+    torch.testing.assert_close(loss, F.cross_entropy(z.detach().float(), t))  # fp32 arithmetic
+    assert z.grad.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="at least one row"):
+        softmax_cross_entropy(z, t[:0])
+
+
+def test_pretraining_model_mlm_loss_and_accuracy_match_the_reference(labels):
+    torch.manual_seed(6)
+    batch = {"input_ids": torch.randint(5, V, (B, T)), "attention_mask": torch.ones(B, T, dtype=torch.long),
+             "labels": labels}
+    model = PretrainingModel(TinyEncoder(), C, V, nsp=False)
+    out = model(batch)
+    logits, targets = model.cls.predictions.logits_at(model.encoder(batch["input_ids"]).last_hidden_state, labels)
+    torch.testing.assert_close(out["mlm_loss"], F.cross_entropy(logits, targets))
+    assert out["mlm_accuracy"].item() == (logits.argmax(-1) == targets).float().mean().item()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tied_linear_equals_f_linear_with_a_tied_embedding(precision):
+    # the MLM decoder tied to the word embeddings: same logits and the same summed gradients as
+    # F.linear, with the weight gradient laid out as the weight (added in place, not out of place)
+    g = torch.Generator().manual_seed(3)
+    ids, rows = torch.randint(0, V, (4, 6), generator=g), torch.randn(9, C, generator=g)
+    grads = {}
+    for name, fn in (("ours", tied_linear), ("ref", F.linear)):
+        torch.manual_seed(0)
+        emb, bias = nn.Embedding(V, C), nn.Parameter(torch.randn(V) * 0.1)
+        x = rows.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            h = emb(ids).sum((0, 1)) + x  # (9, C): the embedding lookup feeds the rows
+            out = fn(h, emb.weight, bias)  # (9, V)
+        (out.float() ** 2).mean().backward()
+        grads[name] = (out, emb.weight.grad, bias.grad, x.grad)
+    ours, ref = grads["ours"], grads["ref"]
+    assert ours[0].dtype == ref[0].dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    tol = {} if precision == "fp32" else {"rtol": 2e-2, "atol": 2e-3}
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a.float(), b.float(), **tol)
+    assert ours[1].dtype == ours[2].dtype == torch.float32 and ours[1].is_contiguous()
