@@ -158,3 +158,18 @@ def test_bbc_split_is_stratified_seeded_and_disjoint():
     assert len(few) == len(dev) == 12 and not {t for t, _ in few} & {t for t, _ in dev}
     with pytest.raises(ValueError, match="fewer than"):
         few_labels(train, 30)
+
+
+def test_pretrain_precision_auto_follows_native_bf16_and_flag_overrides():
+    import torch
+
+    from transferlm.cli import build_parser
+    from transferlm.cli.demo import config_from_args
+    from transferlm.demo.stages import pretrain_precision
+
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported() and not torch.cuda.is_available()
+    auto = config_from_args(build_parser().parse_args(["demo", "--quick"]))
+    assert pretrain_precision(auto) == ("bf16" if native else pretrain_precision(auto))
+    assert pretrain_precision(auto) in ("bf16", "fp32")
+    forced = config_from_args(build_parser().parse_args(["demo", "--quick", "--precision", "fp32"]))
+    assert forced.pretrain_precision == "fp32" and pretrain_precision(forced) == "fp32"

@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="WordPiece vocabulary size, at most (default: 8000; --quick: 2000)")
     p.add_argument("--samples", type=int, default=None,
                    help="label samples each method is fine-tuned on; the table shows the mean (default: 3; --quick: 2)")
+    p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"],
+                   help="pretraining precision (default: auto = bf16 autocast where the CPU/GPU has native "
+                        "bf16 matmuls, else fp32)")
     p.add_argument("--seed", type=int, default=None, help="the split, label sample and initialisations (default: 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice, one per core; 1 is faster on a busy machine)")
@@ -52,7 +55,8 @@ def config_from_args(args: argparse.Namespace):
     from ..demo.stages import DemoConfig, quick_config
 
     given = {"budget_minutes": args.budget_minutes, "labels_per_class": args.labels_per_class,
-             "model": args.model, "vocab_size": args.vocab_size, "seed": args.seed, "samples": args.samples}
+             "model": args.model, "vocab_size": args.vocab_size, "seed": args.seed, "samples": args.samples,
+             "pretrain_precision": args.precision}
     given = {k: v for k, v in given.items() if v is not None}
     if given.get("budget_minutes", 1.0) <= 0:
         raise ValueError(f"--budget-minutes must be > 0, not {args.budget_minutes}")
