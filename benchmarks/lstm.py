@@ -1,0 +1,188 @@
+"""LSTM language models on PTB and ULMFiT on BBC News (issue #13).
+
+    python benchmarks/lstm.py ptb --run small [--minutes 13]   # one resumable training chunk
+    python benchmarks/lstm.py ptb --report                    # valid / test perplexity of the finished runs
+    python benchmarks/lstm.py ulmfit --stage general|target [--minutes 13]
+    python benchmarks/lstm.py bbc [--draws 3]                  # ULMFiT vs the same LSTM from scratch, 10 per class
+
+Every training run is `transferlm lm train` with --save-every, killed after --minutes (SIGTERM)
+and resumed by the next call from its last checkpoint (the Trainer's exact resume), so each call
+fits one ~15-minute slot of the shared heavy lock. Runs live in runs/bench-lstm/<name>.
+
+PTB (the `ptb` asset: Mikolov's splits, 10k vocabulary with <eos>):
+- small: Zaremba et al. 2014's small model (2 x 200 LSTM, BPTT 20, batch 20, SGD lr 1, clip 5,
+  init +-0.1, no dropout) with tied embeddings; the published 13-epoch schedule did not fit this
+  machine's budget: EPOCHS epochs, lr 1 for the first DECAY_START, then halved every epoch.
+- awd: the same model, schedule and budget with the AWD-LSTM regularisers of the awd-small preset.
+Test perplexity: `transferlm lm evaluate --batch-size 1` (one stream, the whole test set in order).
+
+ULMFiT / BBC (benchmarks/finetune.py's seeded split: 1,780-article pool, 445 test articles):
+- general: an LSTM LM on PTB train + the text of the pool articles ("words" tokenizer, 10k vocabulary).
+- target: that LM fine-tuned on the pool's text (ULMFiT sec. 3.2: Adam, slanted triangular,
+  discriminative rates).
+- bbc: for each draw of 10 labelled articles per class (+10 per class dev, logged only), the
+  classifier by `transferlm finetune --task classify --model <target LM>` (ULMFiT recipe) and the
+  same LSTM classifier from random weights with the same recipe; accuracy on the 445 test articles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+RUNS = ROOT / "runs" / "bench-lstm"
+EPOCHS, DECAY_START = 4, 2
+PTB_RUNS = {
+    "small": ["--preset", "zaremba-small"],
+    "awd": ["--preset", "awd-small"],
+}
+COMMON = ["--epochs", str(EPOCHS), "--decay-start", str(DECAY_START), "--precision", "bf16", "--save-every", "200"]
+
+
+def cli(args: list[str], minutes: float | None = None) -> tuple[int, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="2")
+    cmd = [sys.executable, "-m", "transferlm", *args]
+    print("$", " ".join(cmd), flush=True)
+    try:
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True,
+                           timeout=minutes * 60 if minutes else None)
+    except subprocess.TimeoutExpired:
+        print(f"stopped after {minutes} minutes: run again to resume", flush=True)
+        return 124, ""
+    print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else "(no output)", flush=True)
+    return p.returncode, p.stdout
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def metrics(run: Path) -> list[dict]:
+    f = run / "metrics.jsonl"
+    return [json.loads(x) for x in f.read_text().splitlines()] if f.is_file() else []
+
+
+def ptb_train(name: str, minutes: float) -> None:
+    run = RUNS / f"ptb-{name}"
+    cli(["lm", "train", "--train", "ptb:train", "--valid", "ptb:valid", "--out", str(run), "--no-progress",
+         *PTB_RUNS[name], *COMMON], minutes)
+
+
+def ptb_report() -> None:
+    print("\nPTB word-level perplexity (valid: 10 streams, BPTT 35; test: 1 stream)")
+    print(f"{'run':>8} {'epochs':>6} {'steps':>6} {'valid':>8} {'test':>8} {'train tok/s':>11}")
+    for name in PTB_RUNS:
+        run = RUNS / f"ptb-{name}"
+        if not (run / "model" / "config.json").is_file():
+            print(f"{name:>8}  (not finished)")
+            continue
+        rows = metrics(run)
+        valid = [r["eval_ppl"] for r in rows if "eval_ppl" in r]
+        tok = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
+        rc, out = cli(["lm", "evaluate", "--model", str(run / "model"), "--text", "ptb:test", "--batch-size", "1"])
+        test = last_json(out)["perplexity"]
+        print(f"{name:>8} {EPOCHS:>6} {max(r['step'] for r in rows):>6} {valid[-1]:>8.2f} {test:>8.2f} "
+              f"{sorted(tok)[len(tok) // 2]:>11,.0f}")
+        print(f"{'':>8} valid per epoch: {', '.join(f'{v:.1f}' for v in valid)}")
+
+
+# ------------------------------------------------------------------------------------------ ULMFiT
+
+def bbc_pool_text() -> Path:
+    from finetune import bbc_split
+
+    pool, _ = bbc_split()
+    RUNS.mkdir(parents=True, exist_ok=True)
+    f = RUNS / "bbc-pool.txt"
+    if not f.is_file():
+        f.write_text("\n".join(t for t, _ in pool) + "\n", encoding="utf-8")
+    return f
+
+
+def ulmfit_train(stage: str, minutes: float) -> None:
+    text = str(bbc_pool_text())
+    if stage == "general":
+        cli(["lm", "train", "--train", "ptb:train", text, "--tokenizer", "words", "--max-vocab", "10000",
+             "--out", str(RUNS / "ulmfit-general"), "--no-progress", "--preset", "zaremba-small",
+             "--epochs", "1", "--decay-start", "1", "--decay-factor", "1", "--bptt", "35", "--batch-size", "32",
+             "--precision", "bf16", "--save-every", "200"], minutes)
+    else:
+        cli(["lm", "train", "--init", str(RUNS / "ulmfit-general" / "model"), "--train", text,
+             "--out", str(RUNS / "ulmfit-target"), "--no-progress", "--preset", "ulmfit-finetune",
+             "--bptt", "35", "--batch-size", "32", "--precision", "bf16", "--save-every", "200"], minutes)
+
+
+def bbc(draws: int, k: int = 10, epochs: float = 20.0) -> None:
+    import torch
+
+    from finetune import _write_jsonl, bbc_split, draw_train_dev
+
+    from transferlm.pipelines.ulmfit import UlmfitClassifier
+
+    torch.set_num_threads(2)
+    lm_dir = RUNS / "ulmfit-target" / "model"
+    pool, test = bbc_split()
+    rows = []
+    for d in range(draws):
+        train, dev = draw_train_dev(pool, k, d)
+        with tempfile.TemporaryDirectory(prefix="ulmfit-bbc-") as tmp:
+            tmp = Path(tmp)
+            _write_jsonl(tmp / "train.jsonl", train)
+            _write_jsonl(tmp / "dev.jsonl", dev)
+            t0 = time.time()
+            rc, out = cli(["finetune", "--task", "classify", "--model", str(lm_dir), "--train", str(tmp / "train.jsonl"),
+                           "--dev", str(tmp / "dev.jsonl"), "--out", str(tmp / "ulmfit"), "--no-progress",
+                           "--epochs", str(epochs)])
+            if rc != 0:
+                raise RuntimeError("transferlm finetune failed")
+            clf = UlmfitClassifier.from_pretrained(tmp / "ulmfit" / "model")
+            acc_u = clf.evaluate([t for t, _ in test], [y for _, y in test])["accuracy"]
+            t_u = time.time() - t0
+            labels = sorted({y for _, y in train})
+            t0 = time.time()
+            scratch = UlmfitClassifier.new(lm_dir, labels, pretrained=False, seed=0)
+            scratch.fit([t for t, _ in train], [y for _, y in train], epochs=epochs, out_dir=str(tmp / "scratch"),
+                        progress=False)
+            acc_s = scratch.evaluate([t for t, _ in test], [y for _, y in test])["accuracy"]
+            t_s = time.time() - t0
+        print(f"draw {d}: ULMFiT {acc_u:.4f} ({t_u:.0f}s), from scratch {acc_s:.4f} ({t_s:.0f}s)", flush=True)
+        rows.append((acc_u, acc_s))
+    mu = sum(r[0] for r in rows) / len(rows)
+    ms = sum(r[1] for r in rows) / len(rows)
+    print(f"\nBBC News, {k} labels per class, {draws} draws, accuracy on the 445 test articles")
+    print(f"{'ULMFiT (PTB+BBC LM -> BBC LM -> classifier)':>45} {mu:.4f}")
+    print(f"{'same LSTM classifier from scratch':>45} {ms:.4f}")
+    print("per draw (ULMFiT, scratch):", [(round(a, 4), round(b, 4)) for a, b in rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["ptb", "ulmfit", "bbc"])
+    ap.add_argument("--run", choices=sorted(PTB_RUNS), default="small")
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--stage", choices=["general", "target"], default="general")
+    ap.add_argument("--minutes", type=float, default=13.0)
+    ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--epochs", type=float, default=20.0)
+    a = ap.parse_args()
+    if a.what == "ptb":
+        ptb_report() if a.report else ptb_train(a.run, a.minutes)
+    elif a.what == "ulmfit":
+        ulmfit_train(a.stage, a.minutes)
+    else:
+        bbc(a.draws, epochs=a.epochs)
+
+
+if __name__ == "__main__":
+    main()
