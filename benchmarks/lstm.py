@@ -73,10 +73,10 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(x) for x in f.read_text().splitlines()] if f.is_file() else []
 
 
-def ptb_train(name: str, minutes: float) -> None:
+def ptb_train(name: str, minutes: float, epochs: float) -> None:
     run = RUNS / f"ptb-{name}"
     cli(["lm", "train", "--train", "ptb:train", "--valid", "ptb:valid", "--out", str(run), "--no-progress",
-         *PTB_RUNS[name], *COMMON], minutes)
+         *PTB_RUNS[name], *COMMON, "--epochs", str(epochs)], minutes)
 
 
 def ptb_report() -> None:
@@ -110,20 +110,20 @@ def bbc_pool_text() -> Path:
     return f
 
 
-def ulmfit_train(stage: str, minutes: float) -> None:
+def ulmfit_train(stage: str, minutes: float, epochs: float) -> None:
     text = str(bbc_pool_text())
     if stage == "general":
         cli(["lm", "train", "--train", "ptb:train", text, "--tokenizer", "words", "--max-vocab", "10000",
              "--out", str(RUNS / "ulmfit-general"), "--no-progress", "--preset", "zaremba-small",
-             "--epochs", "1", "--decay-start", "1", "--decay-factor", "1", "--bptt", "35", "--batch-size", "32",
-             "--precision", "bf16", "--save-every", "200"], minutes)
+             "--epochs", str(epochs), "--decay-start", "1", "--decay-factor", "1", "--bptt", "35",
+             "--batch-size", "32", "--save-every", "20"], minutes)
     else:
         cli(["lm", "train", "--init", str(RUNS / "ulmfit-general" / "model"), "--train", text,
              "--out", str(RUNS / "ulmfit-target"), "--no-progress", "--preset", "ulmfit-finetune",
-             "--bptt", "35", "--batch-size", "32", "--precision", "bf16", "--save-every", "200"], minutes)
+             "--epochs", str(epochs), "--bptt", "35", "--batch-size", "32", "--save-every", "20"], minutes)
 
 
-def bbc(draws: int, k: int = 10, epochs: float = 20.0) -> None:
+def bbc(draws: int, k: int = 10, epochs: float = 20.0, max_length: int = 250) -> None:
     import torch
 
     from finetune import _write_jsonl, bbc_split, draw_train_dev
@@ -143,7 +143,7 @@ def bbc(draws: int, k: int = 10, epochs: float = 20.0) -> None:
             t0 = time.time()
             rc, out = cli(["finetune", "--task", "classify", "--model", str(lm_dir), "--train", str(tmp / "train.jsonl"),
                            "--dev", str(tmp / "dev.jsonl"), "--out", str(tmp / "ulmfit"), "--no-progress",
-                           "--epochs", str(epochs)])
+                           "--epochs", str(epochs), "--max-length", str(max_length)])
             if rc != 0:
                 raise RuntimeError("transferlm finetune failed")
             clf = UlmfitClassifier.from_pretrained(tmp / "ulmfit" / "model")
@@ -151,7 +151,7 @@ def bbc(draws: int, k: int = 10, epochs: float = 20.0) -> None:
             t_u = time.time() - t0
             labels = sorted({y for _, y in train})
             t0 = time.time()
-            scratch = UlmfitClassifier.new(lm_dir, labels, pretrained=False, seed=0)
+            scratch = UlmfitClassifier.new(lm_dir, labels, pretrained=False, seed=0, max_length=max_length)
             scratch.fit([t for t, _ in train], [y for _, y in train], epochs=epochs, out_dir=str(tmp / "scratch"),
                         progress=False)
             acc_s = scratch.evaluate([t for t, _ in test], [y for _, y in test])["accuracy"]
@@ -174,14 +174,16 @@ def main() -> None:
     ap.add_argument("--stage", choices=["general", "target"], default="general")
     ap.add_argument("--minutes", type=float, default=13.0)
     ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--epochs", type=float, default=20.0)
+    ap.add_argument("--epochs", type=float, default=None, help="ptb: the run's epochs (default 4); ulmfit: "
+                    "LM epochs (default 0.06 general, 0.15 target); bbc: classifier epochs (default 20)")
+    ap.add_argument("--max-length", type=int, default=250)
     a = ap.parse_args()
     if a.what == "ptb":
-        ptb_report() if a.report else ptb_train(a.run, a.minutes)
+        ptb_report() if a.report else ptb_train(a.run, a.minutes, a.epochs or EPOCHS)
     elif a.what == "ulmfit":
-        ulmfit_train(a.stage, a.minutes)
+        ulmfit_train(a.stage, a.minutes, a.epochs or (0.06 if a.stage == "general" else 0.15))
     else:
-        bbc(a.draws, epochs=a.epochs)
+        bbc(a.draws, epochs=a.epochs or 20.0, max_length=a.max_length)
 
 
 if __name__ == "__main__":
