@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from .vectors import Vectors
 
@@ -119,9 +120,9 @@ def noise_table(counts: np.ndarray, exponent: float, size: int = 10_000_000) -> 
     """A table of word ids where word w fills a share c_w^exponent / sum c^exponent of the slots
     (the C tool's unigram table): a uniform slot is a draw from the noise distribution."""
     p = counts.astype(np.float64) ** exponent
-    cum = np.cumsum(p / p.sum())
-    slots = (np.arange(size) + 0.5) / size
-    return torch.from_numpy(np.minimum(np.searchsorted(cum, slots), len(counts) - 1).astype(np.int64))
+    edges = np.round(np.cumsum(p) / p.sum() * size).astype(np.int64)  # (V,) end slot of each word
+    slots = np.diff(edges, prepend=0)  # (V,) slots per word
+    return torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), slots))
 
 
 def encode(sentences: list[list[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
@@ -167,21 +168,21 @@ def cbow_windows(ids: np.ndarray, sids: np.ndarray, window: int, rng: np.random.
     return ctx[has], ids[has]
 
 
-def _neg_grad(h: torch.Tensor, w_out: torch.Tensor, tgt: torch.Tensor, negs: torch.Tensor, lr: float
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Negative sampling for hidden states h (B, D) against targets (B,) and noise words (B, K).
-    Returns the rows of w_out touched (B*(K+1),), their updates (B*(K+1), D) and the update of h (B, D)."""
+def _neg_grad(h: torch.Tensor, w_out: torch.Tensor, rows: torch.Tensor, skip: torch.Tensor, lr: float
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative sampling for hidden states h (B, D) against rows (B, 1+K) of w_out: the target, then
+    K noise words (`skip` (B, K) marks noise words equal to the target: gensim skips them).
+    Returns the updates of those rows (B*(1+K), D) and of h (B, D)."""
     B, D = h.shape
-    rows = torch.cat([tgt.unsqueeze(1), negs], 1).reshape(-1)  # (B*(1+K),)
-    o = w_out.index_select(0, rows).view(B, -1, D)  # (B, 1+K, D)
-    f = (o * h.unsqueeze(1)).sum(2)  # (B, 1+K) scores v'_w . h
+    o = w_out.index_select(0, rows.view(-1)).view(B, -1, D)  # (B, 1+K, D)
+    f = torch.linalg.vecdot(o, h.unsqueeze(1))  # (B, 1+K) scores v'_w . h
     g = torch.sigmoid(f).neg_()
     g[:, 0] += 1.0  # label 1 for the target, 0 for the noise words
     g.mul_(lr)  # g = (label - sigmoid(f)) * lr: 2013b eq. 4, an SGD step on log sigma(+-v'.h)
-    g[:, 1:].masked_fill_(negs == tgt.unsqueeze(1), 0.0)  # a noise word equal to the target is skipped
+    g[:, 1:].masked_fill_(skip, 0.0)
     dh = torch.bmm(g.unsqueeze(1), o).view(B, D)  # (B, D)
     dout = (g.unsqueeze(2) * h.unsqueeze(1)).view(-1, D)  # (B*(1+K), D)
-    return rows, dout, dh
+    return dout, dh
 
 
 class Word2Vec:
@@ -249,11 +250,14 @@ class Word2Vec:
                 errors.append(exc)
 
         try:
-            threads = [threading.Thread(target=worker, daemon=True) for _ in range(c.workers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            if c.workers == 1:
+                worker()
+            else:
+                threads = [threading.Thread(target=worker, daemon=True) for _ in range(c.workers)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
         finally:
             torch.set_num_threads(threads_before)
         if errors:
@@ -273,32 +277,33 @@ class Word2Vec:
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         if c.sg:
             inp, tgt = sg_pairs(ids, sids, c.window, rng)
-            perm = rng.permutation(len(inp))
-            inp_t, tgt_t = torch.from_numpy(inp[perm]), torch.from_numpy(tgt[perm])
-            noise = table.index_select(0, torch.randint(len(table), (len(inp), c.negative), generator=g).view(-1))
-            noise = noise.view(len(inp), c.negative)  # (pairs, K) all the job's noise words at once
-            for s in range(0, len(inp_t), c.batch_pairs):
-                x, y = inp_t[s: s + c.batch_pairs], tgt_t[s: s + c.batch_pairs]
-                negs = noise[s: s + c.batch_pairs]  # (B, K)
-                rows, dout, dh = _neg_grad(w_in.index_select(0, x), w_out, y, negs, lr)
-                w_out.index_add_(0, rows, dout)
-                w_in.index_add_(0, x, dh)
+            perm = torch.from_numpy(rng.permutation(len(inp)))
+            inputs, targets = torch.from_numpy(inp)[perm], torch.from_numpy(tgt)[perm]
         else:
             ctx, tgt = cbow_windows(ids, sids, c.window, rng)
-            perm = rng.permutation(len(tgt))
-            ctx_t, tgt_t = torch.from_numpy(ctx[perm]), torch.from_numpy(tgt[perm])
-            noise = table.index_select(0, torch.randint(len(table), (len(tgt), c.negative), generator=g).view(-1))
-            noise = noise.view(len(tgt), c.negative)  # (windows, K)
-            for s in range(0, len(tgt_t), c.batch_pairs):
-                cx, y = ctx_t[s: s + c.batch_pairs], tgt_t[s: s + c.batch_pairs]  # (B, 2W), (B,)
+            perm = torch.from_numpy(rng.permutation(len(tgt)))
+            inputs, targets = torch.from_numpy(ctx)[perm], torch.from_numpy(tgt)[perm]  # (N, 2W), (N,)
+        n = len(targets)
+        noise = table.index_select(0, torch.randint(len(table), (n * c.negative,), generator=g))
+        rows = torch.cat([targets.unsqueeze(1), noise.view(n, c.negative)], 1)  # (N, 1+K) the job's output rows
+        skip = rows[:, 1:] == targets.unsqueeze(1)  # (N, K)
+        for s in range(0, n, c.batch_pairs):
+            e = s + c.batch_pairs
+            if c.sg:
+                x = inputs[s:e]  # (B,) the context words' input vectors predict the centre word
+                dout, dh = _neg_grad(w_in.index_select(0, x), w_out, rows[s:e], skip[s:e], lr)
+                w_out.index_add_(0, rows[s:e].view(-1), dout)
+                w_in.index_add_(0, x, dh)
+            else:
+                cx = inputs[s:e]  # (B, 2W), -1 = no word
                 mask = cx >= 0
-                vec = w_in.index_select(0, cx.clamp(min=0).view(-1)).view(*cx.shape, -1)  # (B, 2W, D)
-                h = (vec * mask.unsqueeze(2)).sum(1) / mask.sum(1, keepdim=True)  # (B, D) context mean (cbow_mean=1)
-                negs = noise[s: s + c.batch_pairs]
-                rows, dout, dh = _neg_grad(h, w_out, y, negs, lr)
-                w_out.index_add_(0, rows, dout)
+                flat = cx[mask]  # the context words, row after row
                 n_ctx = mask.sum(1)  # (B,)
-                w_in.index_add_(0, cx[mask], dh.repeat_interleave(n_ctx, 0))  # each context word: all of dh
+                offsets = torch.cumsum(n_ctx, 0) - n_ctx
+                h = F.embedding_bag(flat, w_in, offsets, mode="mean")  # (B, D) context mean (cbow_mean=1)
+                dout, dh = _neg_grad(h, w_out, rows[s:e], skip[s:e], lr)
+                w_out.index_add_(0, rows[s:e].view(-1), dout)
+                w_in.index_add_(0, flat, dh.repeat_interleave(n_ctx, 0))  # each context word: all of dh
 
     def vectors(self) -> Vectors:
         if self.vocab is None or self.w_in is None:
