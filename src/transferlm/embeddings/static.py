@@ -43,7 +43,8 @@ from .vectors import FORMATS, Vectors, VectorsFileError, load, load_glove_asset,
 
 __all__ = [
     "FORMATS", "Vectors", "VectorsFileError", "load_vectors", "save_vectors", "load_glove_asset",
-    "StaticEmbedding", "MODES", "PAD", "UNK", "tokenize", "BagOfVectorsClassifier",
+    "StaticEmbedding", "MODES", "PAD", "UNK", "tokenize", "BagOfVectorsClassifier", "BagConfig",
+    "BagTrainConfig", "train_bag_classifier", "predict_bag",
 ]
 
 load_vectors = load
@@ -210,3 +211,43 @@ class BagOfVectorsClassifier(nn.Module):
         if self.config.pooling in ("max", "meanmax"):
             parts.append(x.masked_fill(~mask, float("-inf")).max(1).values.clamp(min=-1e4))  # (B, D)
         return self.out(self.dropout(torch.cat(parts, -1)))
+
+
+@dataclass
+class BagTrainConfig:
+    epochs: int = 100  # full passes; with tens of examples each pass is a few batches
+    batch_size: int = 32
+    lr: float = 5e-3  # AdamW (no weight decay: the frozen mode's rows are buffers anyway)
+    max_len: int = 512  # tokens kept per text
+    seed: int = 0
+
+
+def train_bag_classifier(texts: list[str], labels: list[str], embedding: StaticEmbedding,
+                         config: BagTrainConfig | None = None, bag: BagConfig | None = None
+                         ) -> tuple[BagOfVectorsClassifier, list[str]]:
+    """Fit a BagOfVectorsClassifier on (text, label) pairs (cross-entropy, AdamW, a fixed number of
+    epochs, no dev set). Returns the model (in eval mode) and the label list (index = class id)."""
+    cfg = config or BagTrainConfig()
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 labels to train a classifier, got {names}")
+    torch.manual_seed(cfg.seed)
+    model = BagOfVectorsClassifier(embedding, len(names), bag)
+    ids = embedding.encode_batch([tokenize(t) for t in texts], cfg.max_len)  # (N, T)
+    y = torch.tensor([names.index(lab) for lab in labels])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    for _ in range(cfg.epochs):
+        for b in torch.randperm(len(y), generator=gen).split(cfg.batch_size):
+            loss = F.cross_entropy(model(ids[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval(), names
+
+
+@torch.no_grad()
+def predict_bag(model: BagOfVectorsClassifier, names: list[str], texts: list[str], max_len: int = 512) -> list[str]:
+    ids = model.embedding.encode_batch([tokenize(t) for t in texts], max_len)
+    return [names[i] for i in model(ids).argmax(-1).tolist()]
