@@ -31,14 +31,14 @@ def kv(vecs: Vectors) -> KeyedVectors:
 
 @pytest.fixture(scope="module")
 def questions(tmp_path_factory) -> str:
-    """Every 8th Google question (all 14 sections), plus a malformed line gensim skips."""
+    """Every 16th Google question (all 14 sections), plus a malformed line gensim skips."""
     out, k = [], 0
     for line in ev.gensim_test_data("questions-words.txt").read_text().splitlines():
         if line.startswith(": "):
             out.append(line)
             continue
         k += 1
-        if k % 8 == 0:
+        if k % 16 == 0:
             out.append(line)
     out.insert(3, "only three words")
     f = tmp_path_factory.mktemp("q") / "questions.txt"
@@ -62,7 +62,7 @@ def test_word_pairs_equal_gensim(vecs, kv, file, restrict, case, dummy) -> None:
 
 
 @pytest.mark.parametrize("restrict,case,dummy", [(300_000, True, False), (3_000, True, True),
-                                                 (300_000, False, False)])
+                                                 (10_000, False, False)])
 def test_analogies_3cosadd_equal_gensim(vecs, kv, questions, restrict, case, dummy) -> None:
     score, sections = kv.evaluate_word_analogies(questions, restrict_vocab=restrict,
                                                  case_insensitive=case, dummy4unknown=dummy)
@@ -71,17 +71,21 @@ def test_analogies_3cosadd_equal_gensim(vecs, kv, questions, restrict, case, dum
     assert r.accuracy == score
     for s in sections[:-1]:  # every section's counts, not just the total
         assert r.sections[s["section"]] == (len(s["correct"]), len(s["correct"]) + len(s["incorrect"]))
-    assert r.correct == len(sections[-1]["correct"]) and r.total > 500
+    assert r.correct == len(sections[-1]["correct"]) and r.total > 200
 
 
-def test_analogies_3cosmul_equal_gensim_loop(vecs, kv, questions, monkeypatch) -> None:
+def test_analogies_3cosmul_equal_gensim_loop(vecs, questions, monkeypatch) -> None:
     # gensim's evaluate_word_analogies always uses 3CosAdd; run its loop with most_similar_cosmul
+    # (which scores every word: 8,000 words here keep it fast)
+    vecs = vecs.head(8000)
+    kv = KeyedVectors(vecs.dim)
+    kv.add_vectors(vecs.words, vecs.matrix)
     monkeypatch.setattr(kv, "most_similar", lambda positive, negative, topn, restrict_vocab:
                         kv.most_similar_cosmul(positive, negative, topn=topn))
-    score, _ = kv.evaluate_word_analogies(questions, restrict_vocab=10_000)
-    r = ev.evaluate_analogies(vecs, questions, restrict_vocab=10_000, method="3cosmul")
+    score, _ = kv.evaluate_word_analogies(questions, restrict_vocab=5_000)
+    r = ev.evaluate_analogies(vecs, questions, restrict_vocab=5_000, method="3cosmul")
     assert r.accuracy == score
-    add = ev.evaluate_analogies(vecs, questions, restrict_vocab=10_000, method="3cosadd")
+    add = ev.evaluate_analogies(vecs, questions, restrict_vocab=5_000, method="3cosadd")
     assert add.accuracy != r.accuracy  # the two methods really differ on this set
 
 

@@ -126,6 +126,10 @@ def test_oov_rules() -> None:
     assert torch.all(out[0, 2] == 0)  # <pad> is zero
     again = StaticEmbedding.from_vectors(v, mode="frozen", extra_words=["zork"], seed=1)
     torch.testing.assert_close(again(torch.tensor([1, 5])), emb(torch.tensor([1, 5])))  # seeded init
+    small = StaticEmbedding.from_vectors(v, mode="frozen", extra_words=["zork"], seed=1,
+                                         only_words=["Paris", "zork", "nothing"])
+    assert small.words == [PAD, UNK, "paris", "zork"]  # only the rows these words reach
+    np.testing.assert_array_equal(small(torch.tensor([2])).detach().numpy()[0], v["paris"])
     other = StaticEmbedding.from_vectors(v, mode="frozen", extra_words=["zork"], seed=2)
     assert not torch.equal(other(torch.tensor([1])), emb(torch.tensor([1])))
 

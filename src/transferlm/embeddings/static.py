@@ -102,12 +102,20 @@ class StaticEmbedding(nn.Module):
 
     @classmethod
     def from_vectors(cls, vectors: Vectors, mode: str = "frozen", extra_words: list[str] | None = None,
-                     max_words: int | None = None, seed: int = 0) -> "StaticEmbedding":
+                     max_words: int | None = None, seed: int = 0,
+                     only_words: list[str] | None = None) -> "StaticEmbedding":
         """A layer over `vectors` (its first `max_words` words), plus a row for each of
-        `extra_words` that `vectors` lacks even lower-cased. mode: "frozen" or "finetune"."""
+        `extra_words` that `vectors` lacks even lower-cased. mode: "frozen" or "finetune".
+
+        `only_words` keeps just the rows those words reach (themselves or lower-cased): the same
+        look-ups for them, a much smaller table (e.g. the words of a task's texts out of GloVe's
+        400,000, which makes fine-tuning cheap)."""
         if mode == "scratch":
             raise ValueError("mode 'scratch' takes no vectors: use StaticEmbedding.scratch(words, dim)")
         v = vectors.head(max_words) if max_words is not None else vectors
+        if only_words is not None:
+            rows = sorted({i for w in only_words if (i := v.lookup(w)) is not None})
+            v = Vectors([v.words[i] for i in rows], v.matrix[rows])
         words = [PAD, UNK] + list(v.words)
         known = set(words)
         new: list[str] = []
