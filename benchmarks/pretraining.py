@@ -32,10 +32,7 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from transferlm.models import Encoder, preset  # noqa: E402
-from transferlm.objectives.collate import MLMCollator  # noqa: E402
-from transferlm.objectives.masking import random_token_weights  # noqa: E402
-from transferlm.objectives.pretraining import PretrainingModel  # noqa: E402
+from transferlm.objectives import builder  # noqa: E402
 from transferlm.training.optim import build_optimizer  # noqa: E402
 
 
@@ -80,9 +77,13 @@ def main() -> None:
     from transformers import BertConfig, BertForMaskedLM
 
     V, B, T = 30522, args.batch, args.seq
-    mc = preset("bert-mini", vocab_size=V, add_pooler=False)
+    # the pretraining builder's MLM-only preset (what `transferlm pretrain --preset roberta --model
+    # bert-mini` trains), with BERT's uncased special ids
+    obj = builder.objective("roberta")
+    specials = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
     torch.manual_seed(0)
-    ours = PretrainingModel(Encoder(mc), mc.hidden_size, V, nsp=False).to(dev)
+    ours = builder.objective_model(obj, builder.backbone(obj, V, specials, T, model="bert-mini")).to(dev)
+    mc = ours.encoder.config
     hf_cfg = BertConfig(vocab_size=V, hidden_size=mc.hidden_size, num_hidden_layers=mc.num_layers,
                         num_attention_heads=mc.num_heads, intermediate_size=mc.intermediate_size,
                         max_position_embeddings=mc.max_position_embeddings, attn_implementation="sdpa")
@@ -93,7 +94,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     examples = [{"input_ids": np.concatenate([[101], rng.integers(1000, V, T - 2), [102]]),
                  "special_tokens_mask": np.r_[1, np.zeros(T - 2, dtype=np.int64), 1]} for _ in range(B)]
-    collate = MLMCollator(pad_id=0, mask_id=103, random_weights=random_token_weights(V, [0, 100, 101, 102, 103]))
+    collate = builder.collator(obj, specials, V)  # token masking, uniform random tokens (no corpus counts)
     batch = {k: v.to(dev) for k, v in collate(examples).items()}
     batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
 

@@ -4,16 +4,14 @@
     transferlm pretrain --preset bert --data corpus/ --tokenizer TOKENIZER_DIR --model bert-mini --steps 10000
 
 The YAML file mirrors the flags (`steps: 10000` is `--steps 10000`); a flag given on the command
-line wins over the file; a key that is not a flag is an error naming the key. Presets:
+line wins over the file; a key that is not a flag is an error naming the key. Presets: bert (MLM +
+NSP), roberta (MLM over packed sentences), spanbert (span masking + SBO), gpt (causal LM); what
+each one builds is the OBJECTIVES table of objectives/builder.py.
 
-  bert      MLM (token masking) + NSP over sentence pairs (Devlin et al. 2019)
-  roberta   MLM only (dynamic token masking) over packed full sentences (Liu et al. 2019 sec. 4.2)
-  spanbert  span masking + span boundary objective, single segments, no NSP (Joshi et al. 2020)
-  gpt       causal LM over packed blocks (Radford et al. 2018/2019)
-
-Steps: tokenize the text once into memory-mapped shards (OUTPUT/corpus, reused when the sources
-and vocabulary match), build the model from a models/ preset (vocabulary size from the tokenizer)
-or from a Hugging Face folder (`--init-from`), train with the shared Trainer (checkpoints in
+Steps (the building is objectives/builder.py's, shared with the demo and the benchmarks): tokenize
+the text once into memory-mapped shards (OUTPUT/corpus, reused when the sources and vocabulary
+match), build the model from a models/ preset (vocabulary size from the tokenizer) or from a
+Hugging Face folder (`--init-from`), train with the shared Trainer (checkpoints in
 OUTPUT/checkpoints; running the same command again resumes), then write OUTPUT/model: a Hugging
 Face folder (BertForPreTraining / BertForMaskedLM / GPT2LMHeadModel / LlamaForCausalLM) with the
 tokenizer. `--dry-run` runs one optimizer step end to end.
@@ -25,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +30,10 @@ from pathlib import Path
 import yaml
 
 from ..fileio import atomic_write_text
+from ..objectives.builder import OBJECTIVES, Pretraining, build_pretraining, check_length, objective, token_corpus
 from .config import load_dataclass_config
 
-PRESETS = ("bert", "roberta", "spanbert", "gpt")
+PRESETS = tuple(OBJECTIVES)  # objectives/builder.py's table: what each preset trains on and how
 
 
 @dataclass
@@ -72,8 +70,7 @@ class PretrainConfig:
     dry_run: bool = False  # one step end to end (a smoke test of the whole pipeline)
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        objective(self.preset)  # ValueError "preset must be one of ..."
         if self.masking and self.masking not in ("token", "whole_word", "span"):
             raise ValueError(f"masking must be token, whole_word or span, not {self.masking!r}")
         if self.eval_every < 0 or self.eval_examples < 1:
@@ -135,64 +132,11 @@ def _run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ the job
 
-def _special_ids(tok) -> dict[str, int]:
-    out = {}
-    for role in tok.special_tokens:
-        try:
-            out[role] = tok.special_token_id(role)
-        except (KeyError, ValueError):
-            continue
-    return out
-
-
-def _corpus(cfg: PretrainConfig, tok, sources: list[str] | None = None, name: str = "corpus"):
-    """Token shards of `sources` (default: the training data) in OUTPUT/name, reused when fresh."""
-    from ..data.corpus import TokenCorpus, build_corpus
-
-    import torch.distributed as dist
-
-    from ..training.trainer import distributed_setup
-
-    folder = Path(cfg.output) / name
-    meta = folder / "corpus.json"
-    sources = [str(Path(p)) for p in (cfg.data if sources is None else sources)]
-    rank, _, world = distributed_setup()  # under torchrun: rank 0 tokenizes, the others wait
-    if rank == 0:
-        fresh = False
-        if meta.exists():
-            m = json.loads(meta.read_text(encoding="utf-8"))
-            fresh = m.get("sources") == sources and m.get("vocab_size") == tok.vocab_size and \
-                m.get("sentence_split") == cfg.sentence_split
-        if not fresh:
-            build_corpus(sources, folder, tok, tok.vocab_size, sentence_split=cfg.sentence_split,
-                         progress=cfg.progress_bar)
-    if world > 1:
-        dist.barrier()
-    return TokenCorpus(folder)
-
-
-# The fewest tokens an example can have, specials included: [CLS] A [SEP] B [SEP] with one token
-# in each segment (bert), [CLS] text [SEP] (roberta, spanbert), two tokens to predict one (gpt).
-MIN_LENGTH = {"bert": 5, "roberta": 3, "spanbert": 3, "gpt": 2}
-
-
-def _check_positions(cfg: PretrainConfig, mc) -> None:
-    from . import UserError
-
-    if cfg.max_length > mc.max_position_embeddings:
-        raise UserError(f"max_length {cfg.max_length} is more than the {mc.max_position_embeddings} positions of "
-                        f"{cfg.init_from or cfg.model or 'the model'} (max_position_embeddings)")
-
-
 def check_config(cfg: PretrainConfig) -> None:
     """Refuse a configuration that cannot work, before anything is read or written."""
     from . import UserError
 
-    need = MIN_LENGTH[cfg.preset]
-    if cfg.max_length < need:
-        what = {"bert": "[CLS] A [SEP] B [SEP]", "gpt": "an input and a next token"}.get(cfg.preset, "[CLS] text [SEP]")
-        raise UserError(f"max_length {cfg.max_length} is smaller than the {need} tokens the {cfg.preset} preset "
-                        f"needs at least ({what}, one text token per segment)")
+    check_length(objective(cfg.preset), cfg.max_length)
     if cfg.init_from:
         folder = Path(cfg.init_from)
         if (folder / "state.pt").is_file() and not (folder / "config.json").is_file():
@@ -241,13 +185,13 @@ def _write_run_config(cfg: PretrainConfig) -> None:
 
 
 def build(cfg: PretrainConfig):
-    """(model wrapper, dataset, collator, tokenizer, model config) for a config; no training."""
-    from ..data.collate import CausalLMCollator
-    from ..data.corpus import NSPDataset, PackedDataset
-    from ..models import Encoder, preset
-    from ..objectives.collate import MLMCollator
-    from ..objectives.masking import MaskingConfig, random_token_weights
-    from ..objectives.pretraining import CausalLMModel, PretrainingModel
+    """(model wrapper, dataset, collator, tokenizer, model config) for a config; no training.
+    The work is objectives/builder.py's; this reads the options."""
+    p = _build(cfg)
+    return p.model, p.dataset, p.collate, p.tokenizer, p.config
+
+
+def _build(cfg: PretrainConfig):
     from ..tokenization.io import load_tokenizer
     from ..training import seed_everything
     from . import UserError
@@ -257,114 +201,31 @@ def build(cfg: PretrainConfig):
     if not cfg.tokenizer:
         raise UserError("no tokenizer: give --tokenizer FOLDER (e.g. `transferlm assets path minilm`)")
     tok = load_tokenizer(cfg.tokenizer)
-    specials = _special_ids(tok)
-    # Everything that can be refused is checked before the corpus is tokenized to disk (the model
-    # first), so that bad input leaves nothing behind.
     seed_everything(cfg.seed)
-    V = tok.vocab_size
-
-    if cfg.preset == "gpt":
-        from ..models.decoder import Decoder
-
-        if cfg.init_from:
-            dec = Decoder.from_pretrained(cfg.init_from)
-        else:
-            name = cfg.model or "gpt-mini"
-            mc = preset(name, vocab_size=V,
-                        max_position_embeddings=max(cfg.max_length, preset(name).max_position_embeddings),
-                        pad_token_id=specials.get("pad"), bos_token_id=specials.get("bos"),
-                        eos_token_id=specials.get("eos", specials.get("sep")))
-            dec = Decoder(mc)
-        if dec.config.vocab_size != V:
-            raise UserError(f"{cfg.init_from or cfg.model}: the model's vocabulary ({dec.config.vocab_size}) is not "
-                            f"the tokenizer's ({V}, {cfg.tokenizer})")
-        _check_positions(cfg, dec.config)
-        corpus = _corpus(cfg, tok)
-        sep = specials.get("eos", specials.get("sep"))
-        dataset = PackedDataset(corpus, cfg.max_length, doc_separator=sep)
-        collate = CausalLMCollator(pad_id=specials.get("pad", 0))
-        return CausalLMModel(dec), dataset, collate, tok, dec.config
-
-    for role in ("cls", "sep", "mask", "pad"):
-        if role not in specials:
-            raise UserError(f"{cfg.tokenizer}: the tokenizer has no {role!r} token, which MLM pretraining needs")
-    nsp = cfg.preset == "bert"
-    if cfg.init_from:
-        enc = Encoder.from_pretrained(cfg.init_from)
-    else:
-        name = cfg.model or "bert-mini"
-        # Only NSP reads the pooler; without NSP it would be a parameter with no gradient (which
-        # DDP rejects), and HF's BertForMaskedLM has none either.
-        enc = Encoder(preset(name, vocab_size=V, pad_token_id=specials["pad"], add_pooler=nsp,
-                             max_position_embeddings=max(cfg.max_length, preset(name).max_position_embeddings)))
-    mc = enc.config
-    if mc.vocab_size != V:
-        raise UserError(f"{cfg.init_from or cfg.model or 'bert-mini'}: the model's vocabulary ({mc.vocab_size}) is "
-                        f"not the tokenizer's ({V}, {cfg.tokenizer})")
-    _check_positions(cfg, mc)
-    if nsp and enc.pooler is None:
-        raise UserError("NSP needs the encoder's pooler; the model was built without one")
-    if not nsp:
-        enc.pooler = None
-    strategy = cfg.masking or ("span" if cfg.preset == "spanbert" else "token")
-    masking = MaskingConfig(strategy=strategy, mlm_probability=cfg.mlm_probability,
-                            random_distribution=cfg.random_distribution)
-    corpus = _corpus(cfg, tok)
-    counts = corpus.unigram_counts() if cfg.random_distribution == "unigram" else None
-    weights = random_token_weights(V, sorted(set(specials.values())), counts)
-    if nsp:
-        dataset = NSPDataset(corpus, cfg.max_length, cls_id=specials["cls"], sep_id=specials["sep"], seed=cfg.seed)
-    else:  # RoBERTa FULL-SENTENCES / SpanBERT single segments: packed text in [CLS] ... [SEP]
-        dataset = PackedDataset(corpus, cfg.max_length, doc_separator=specials["sep"], prefix=[specials["cls"]],
-                                suffix=[specials["sep"]])
-    collate = MLMCollator(pad_id=specials["pad"], mask_id=specials["mask"], random_weights=weights,
-                          masking=masking, seed=cfg.seed)
-    model = PretrainingModel(enc, mc.hidden_size, V, nsp=nsp, sbo=cfg.preset == "spanbert", layer_norm_eps=mc.norm_eps)
-    return model, dataset, collate, tok, mc
+    return build_pretraining(cfg.preset, tok, Path(cfg.output) / "corpus", cfg.data, model=cfg.model,
+                             init_from=cfg.init_from, max_length=cfg.max_length, sentence_split=cfg.sentence_split,
+                             masking=cfg.masking, mlm_probability=cfg.mlm_probability,
+                             random_distribution=cfg.random_distribution, seed=cfg.seed, progress=cfg.progress_bar,
+                             tokenizer_name=cfg.tokenizer)
 
 
-def build_evaluator(cfg: PretrainConfig, dataset, collate, tok):
-    """The held-out MLM evaluation of `cfg.eval_data` (None when there is none, or for gpt).
-
-    The held-out text is tokenized into OUTPUT/eval_corpus and read with the training layout
-    (sentence pairs for bert, packed blocks otherwise); `eval_examples` of its examples are masked
-    once by a copy of the training collator seeded apart from training (seed + 1,000,003), and the
-    unigram baseline answers the training corpus's most frequent non-special token.
-    """
-    import copy
-
-    from ..data.corpus import NSPDataset, PackedDataset
-    from ..objectives.pretraining import MLMEvaluator
+def build_evaluator(cfg: PretrainConfig, p):
+    """The held-out MLM evaluation of `cfg.eval_data` (None when there is none); the held-out text
+    is tokenized into OUTPUT/eval_corpus (builder.Pretraining.evaluator says how it is scored)."""
     from . import UserError
 
-    if not cfg.eval_data or cfg.preset == "gpt":
-        if cfg.eval_data:
-            raise UserError("--eval-data: held-out evaluation is MLM accuracy; the gpt preset has none")
+    if not cfg.eval_data:
         return None
-    held = _corpus(cfg, tok, cfg.eval_data, name="eval_corpus")
-    specials = _special_ids(tok)
-    if isinstance(dataset, NSPDataset):
-        eval_ds = NSPDataset(held, cfg.max_length, cls_id=specials["cls"], sep_id=specials["sep"], seed=cfg.seed + 1)
-    else:
-        eval_ds = PackedDataset(held, cfg.max_length, doc_separator=specials["sep"], prefix=[specials["cls"]],
-                                suffix=[specials["sep"]])
-    return MLMEvaluator.from_dataset(eval_ds, copy.deepcopy(collate), n_examples=cfg.eval_examples,
-                                     batch_size=min(cfg.batch_size, 64), seed=cfg.seed + 1_000_003,
-                                     counts=dataset.corpus.unigram_counts(), special_ids=sorted(set(specials.values())))
+    if p.objective.causal:
+        raise UserError("--eval-data: held-out evaluation is MLM accuracy; the gpt preset has none")
+    held = token_corpus(cfg.eval_data, Path(cfg.output) / "eval_corpus", p.tokenizer, cfg.sentence_split,
+                        cfg.progress_bar)
+    return p.evaluator(held, n_examples=cfg.eval_examples, batch_size=min(cfg.batch_size, 64))
 
 
 def export(model, tok, cfg: PretrainConfig, folder: Path) -> Path:
     """Write the Hugging Face folder: weights (+ MLM / NSP heads under BERT's names) and tokenizer."""
-    from ..objectives.pretraining import CausalLMModel
-
-    if isinstance(model, CausalLMModel):
-        arch = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "bert": "BertLMHeadModel"}[model.decoder.config.model_type]
-        model.decoder.save_pretrained(folder, architectures=[arch])
-    else:
-        arch = "BertForPreTraining" if model.cls.seq_relationship is not None else "BertForMaskedLM"
-        model.encoder.save_pretrained(folder, extra_tensors=model.cls.hf_state_dict(), architectures=[arch])
-    tok.save_pretrained(folder)
-    return folder
+    return Pretraining(objective(cfg.preset), model, None, None, tok, {}, cfg.max_length, cfg.seed).export(folder)
 
 
 def trainer_rank_zero() -> bool:
@@ -381,7 +242,8 @@ def run(cfg: PretrainConfig) -> Path | None:
         cfg = dataclasses.replace(cfg, steps=1, save_every=0, resume=False, log_every=1)
     check_config(cfg)
     check_resume(cfg)
-    model, dataset, collate, tok, _ = build(cfg)
+    p = _build(cfg)
+    model, dataset, collate, tok = p.model, p.dataset, p.collate, p.tokenizer
     if len(dataset) < cfg.batch_size:
         if not cfg.dry_run:
             raise ValueError(f"the corpus gives {len(dataset)} examples, fewer than one batch of {cfg.batch_size}")
@@ -391,7 +253,7 @@ def run(cfg: PretrainConfig) -> Path | None:
                          warmup_steps=min(cfg.warmup_steps, cfg.steps), max_grad_norm=cfg.max_grad_norm,
                          precision=cfg.precision, seed=cfg.seed, log_every=cfg.log_every, save_every=cfg.save_every,
                          keep_last=cfg.keep_last, resume=cfg.resume, progress_bar=cfg.progress_bar)
-    evaluator = build_evaluator(cfg, dataset, collate, tok)
+    evaluator = build_evaluator(cfg, p)
     if evaluator is not None and trainer_rank_zero():
         n_held = sum(int(b["input_ids"].shape[0]) for b in evaluator.batches)
         print(f"held-out: {evaluator.masked_tokens:,} masked tokens in {n_held} examples; unigram "
@@ -404,7 +266,7 @@ def run(cfg: PretrainConfig) -> Path | None:
     out = Path(cfg.output) / "model"
     if trainer.rank != 0:
         return None
-    export(model, tok, cfg, out)
+    p.export(out)
     _write_run_config(cfg)
     if cfg.dry_run:
         print(dry_run_summary(cfg, last, Path(cfg.output)), flush=True)

@@ -2,7 +2,8 @@
 
 1. vocabulary: our WordPiece learner on unlabeled text (PTB + the BBC train split's articles);
 2. pretraining: a small BERT (MLM + NSP, BERT sec. 3.1) with that vocabulary for a fixed time
-   budget, through cli/pretrain.py's `build` / `export` and the shared Trainer; the held-out MLM
+   budget, built by objectives/builder.py (the builder `transferlm pretrain` uses: model, data,
+   collator, held-out evaluator, export) and trained by the shared Trainer; the held-out MLM
    accuracy (PTB valid) is measured every tenth of the run and printed as it rises;
 3. fine-tuning on BBC News with k labels per topic, four ways: TF-IDF + logistic regression
    (scikit-learn), and pipelines.TextClassifier over (a) the same architecture randomly
@@ -18,13 +19,12 @@ the start of stage 2 (measured on this machine), and stored, so a resumed run do
 steps the first one planned.
 
 Does not: parse the command line (cli/demo.py), draw figures (report.py), or hold any model,
-loss or training loop of its own (pretraining: cli/pretrain.py + objectives/ + training/;
+loss or training loop of its own (pretraining: objectives/builder.py + training/;
 fine-tuning: pipelines/).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -42,6 +42,7 @@ from ..fileio import atomic_write_text
 from ..objectives.pretraining import MLMEvaluator
 from .data import DemoData, corpus_text
 
+PRETRAIN_PRESET = "bert"  # stage 2's objective: MLM + NSP (objectives/builder.py's table)
 METHODS = ("tfidf", "random", "pretrained", "minilm")  # the table's rows, in order
 METHOD_TITLES = {
     "tfidf": "TF-IDF + logistic regression",
@@ -238,21 +239,18 @@ def stage_vocabulary(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[
 
 # ------------------------------------------------------------------------------ stage 2: pretraining
 
-def _heldout(cfg: DemoConfig, folder: Path, tok, collate, specials: dict[str, int], counts: np.ndarray) -> MLMEvaluator:
+def _heldout(cfg: DemoConfig, folder: Path, p) -> MLMEvaluator:
+    """The held-out MLM evaluator of pretraining `p` on PTB valid (tokenized once into
+    folder/heldout_corpus); built by the pretraining builder like `transferlm pretrain --eval-data`."""
     from ..data import assets
-    from ..data.corpus import NSPDataset, TokenCorpus, build_corpus
+    from ..objectives.builder import token_corpus
 
     text = folder / "heldout.txt"
-    corpus_dir = folder / "heldout_corpus"
-    if not (corpus_dir / "corpus.json").exists():
+    if not text.exists():
         lines = [ln.strip() for ln in assets.ptb_text("valid").splitlines() if ln.strip()]
         atomic_write_text(text, corpus_text(lines, []))
-        build_corpus([text], corpus_dir, tok, tok.vocab_size, progress=False)
-    ds = NSPDataset(TokenCorpus(corpus_dir), cfg.max_length, cls_id=specials["cls"], sep_id=specials["sep"],
-                    seed=cfg.seed + 1)
-    # A copy of the training collator, re-seeded once: every evaluation scores the same masks.
-    return MLMEvaluator.from_dataset(ds, copy.deepcopy(collate), n_examples=cfg.heldout_examples, batch_size=32,
-                                     seed=cfg.seed + 12345, counts=counts, special_ids=sorted(set(specials.values())))
+    held = token_corpus([str(text)], folder / "heldout_corpus", p.tokenizer, progress=False)
+    return p.evaluator(held, n_examples=cfg.heldout_examples, batch_size=32)
 
 
 def rare_embedding_cosine(weight: torch.Tensor, counts: np.ndarray, n: int = 1000) -> float:
@@ -294,8 +292,9 @@ def _steps_for_budget(model, dataset, collate, cfg: DemoConfig) -> tuple[int, fl
 
 
 def stage_pretrain(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[str, Any]:
-    from ..cli.pretrain import PretrainConfig, _special_ids, build, export
-    from ..training import Trainer, TrainerConfig
+    from ..objectives.builder import build_pretraining
+    from ..tokenization.io import load_tokenizer
+    from ..training import Trainer, TrainerConfig, seed_everything
 
     out = Path(cfg.out)
     folder = out / "pretrain"
@@ -311,12 +310,13 @@ def stage_pretrain(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[st
         atomic_write_text(text, corpus_text(data.ptb_lines, [t for t, _ in data.train]))
     plan_file = folder / "plan.json"
     plan = json.loads(plan_file.read_text(encoding="utf-8")) if plan_file.exists() else None
-    pcfg = PretrainConfig(preset="bert", data=[str(text)], tokenizer=str(out / "tokenizer"), model=cfg.model,
-                          output=str(folder), max_length=cfg.max_length, batch_size=cfg.batch_size, lr=cfg.lr,
-                          seed=cfg.seed, progress_bar=cfg.progress)
     say(f"[2/4] pretraining a {cfg.model} BERT (MLM + NSP) on the same unlabeled text for "
         f"{cfg.budget_minutes:g} min{' (resuming)' if plan else ''}")
-    model, dataset, collate, tok, mc = build(pcfg)  # tokenizes the text into shards once (reused)
+    seed_everything(cfg.seed)
+    p = build_pretraining(PRETRAIN_PRESET, load_tokenizer(out / "tokenizer"), folder / "corpus", [str(text)],
+                          model=cfg.model, max_length=cfg.max_length, seed=cfg.seed, progress=cfg.progress,
+                          tokenizer_name=str(out / "tokenizer"))  # tokenizes the text into shards once (reused)
+    model, dataset, collate, mc = p.model, p.dataset, p.collate, p.config
     n_params = sum(p.numel() for p in model.encoder.parameters())
     if plan is None:
         steps, per_step = _steps_for_budget(model, dataset, collate, cfg)
@@ -326,7 +326,7 @@ def stage_pretrain(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[st
     say(f"      {mc.num_layers} layers, {mc.hidden_size} wide, {n_params / 1e6:.1f} M parameters; "
         f"{len(dataset):,} sentence pairs of up to {cfg.max_length} tokens; {steps} steps of "
         f"{cfg.batch_size} (measured {plan['seconds_per_step']:.2f} s per step on this machine)")
-    heldout = _heldout(cfg, folder, tok, collate, _special_ids(tok), dataset.corpus.unigram_counts())
+    heldout = _heldout(cfg, folder, p)
     say(f"      held-out MLM accuracy of the unigram baseline (always the most frequent piece): "
         f"{heldout.unigram_accuracy:.1%}")
     eval_every = max(2, -(-steps // 10))  # ten points on the held-out curve, the last one at the end
@@ -351,7 +351,7 @@ def stage_pretrain(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[st
         final = heldout(model)
     rare_cos = rare_embedding_cosine(model.encoder.get_input_embeddings().weight, dataset.corpus.unigram_counts())
     tmp = Path(tempfile.mkdtemp(prefix=".pretrained.", suffix=".tmp", dir=out / "models"))
-    export(model, tok, pcfg, tmp)
+    p.export(tmp)
     _replace_dir(tmp, model_dir)
     result = {"model": cfg.model, "steps": steps, "batch_size": cfg.batch_size, "max_length": cfg.max_length,
               "parameters": n_params, "seconds": round(seconds, 1), "resumed": resumed,
@@ -401,7 +401,8 @@ def _predict(clf, texts: list[str], desc: str, progress: bool) -> list[str]:
 
 def _classifier(cfg: DemoConfig, method: str, labels: list[str]):
     from ..data import assets
-    from ..models import Encoder, preset
+    from ..models import Encoder
+    from ..objectives.builder import model_config, objective, special_ids
     from ..pipelines import TextClassifier
     from ..tokenization.io import load_tokenizer
     from ..training import seed_everything
@@ -411,9 +412,9 @@ def _classifier(cfg: DemoConfig, method: str, labels: list[str]):
     if method == "random":
         tok = load_tokenizer(out / "tokenizer")
         seed_everything(cfg.seed)
-        # the architecture stage 2 pretrained (same preset, vocabulary and positions), fresh weights
-        enc = Encoder(preset(cfg.model, vocab_size=tok.vocab_size, pad_token_id=tok.special_token_id("pad"),
-                             max_position_embeddings=max(cfg.max_length, preset(cfg.model).max_position_embeddings)))
+        # the architecture stage 2 pretrained (the builder's config: preset, vocabulary, positions), fresh weights
+        enc = Encoder(model_config(objective(PRETRAIN_PRESET), cfg.model, tok.vocab_size, special_ids(tok),
+                                   cfg.max_length))
         return TextClassifier.new(enc, labels, tokenizer=tok, **opts)
     if method == "pretrained":
         return TextClassifier.new(str(out / "models" / "pretrained"), labels, **opts)

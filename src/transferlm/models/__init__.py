@@ -5,8 +5,10 @@
     dec = Decoder.from_pretrained(assets.path("smollm2"))     # a GGUF file or an HF folder
 
 Files: config.py (ModelConfig + presets), layers.py (the parts), encoder.py, decoder.py,
-seq2seq.py, checkpoint.py (HF folders and GGUF in and out; the key map). Models return
-`ModelOutput` and know nothing of tasks or losses.
+seq2seq.py, registry.py (`Family`: what ties a model_type to its HF files), families/ (one file
+per family: bert.py, gpt2.py, llama.py; importing this package registers them), checkpoint.py
+(HF folders and GGUF in and out, for any registered family). Models return `ModelOutput` and
+know nothing of tasks or losses.
 """
 
 from .checkpoint import CheckpointError
@@ -15,6 +17,7 @@ from .decoder import Decoder
 from .encoder import Encoder
 from .layers import KVCache, ModelOutput
 from .seq2seq import Seq2Seq
+from . import families  # noqa: E402,I001  (registers bert, gpt2, llama: after the model classes they name)
 
 __all__ = ["PRESETS", "ModelConfig", "preset", "KVCache", "ModelOutput", "Encoder", "Decoder", "Seq2Seq",
            "CheckpointError"]

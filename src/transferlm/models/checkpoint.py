@@ -1,18 +1,21 @@
-"""Checkpoints in and out: Hugging Face folders (BERT, GPT-2, Llama, BERT2BERT) and GGUF files.
+"""Checkpoints in and out, for every registered model family: Hugging Face folders and GGUF files.
 
-The key map between our parameter names and the Hugging Face (and llama.cpp GGUF) names is
-written down once, in `key_map` below, as a list of `Rule`s: one of our tensors is made of one or
-more checkpoint tensors, concatenated along dim 0 (our fused Q/K/V projection), optionally
-transposed first (GPT-2's Conv1D layers store W^T: the `GPT2_TRANSPOSED` list). Loading checks
-every tensor's presence and shape and fails naming the tensor; no weight is left random.
-Saving inverts the same rules, so transformers' Auto classes load our folders with no missing or
-unexpected keys.
+The generic machinery only; what a family's checkpoints look like is in its file under
+`families/` (registry.py: architectures, config.json mapping, key map). A key map is a list of
+`Rule`s: one of our tensors is made of one or more checkpoint tensors, concatenated along dim 0
+(our fused Q/K/V projection), optionally transposed first (GPT-2's Conv1D layers store W^T).
+`key_map(config, fmt, ...)` asks the config's family for its rules; `load_rules` fills a model
+from them, checking every tensor's presence and shape and failing with the tensor's name (no
+weight is left random); `export_rules` inverts them, so transformers' Auto classes load our
+folders with no missing or unexpected keys. `load_model(path, cls)` / `save_model(model, folder)`
+are the whole round trip for any family.
 
 Weights are read with safetensors, or `torch.load(weights_only=True)` for pytorch_model.bin;
 never unpickled. Files are written atomically (temp file, fsync, os.replace).
 
-What this file does not do: tokenizers (tokenization/io.py), optimizer or trainer state
-(training/), quantised inference (GGUF tensors are dequantised to fp32 on load).
+What this file does not do: know any family (families/ do), import any model class (the model
+files import this one), tokenizers (tokenization/io/), optimizer or trainer state (training/),
+quantised inference (GGUF tensors are dequantised to fp32 on load).
 """
 
 from __future__ import annotations
@@ -29,18 +32,13 @@ from torch import Tensor, nn
 
 from ..fileio import atomic_write, atomic_write_text
 from .config import ModelConfig
+from .registry import Family, family, families, gguf_family
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PYTORCH_BIN = "pytorch_model.bin"
 CONFIG = "config.json"
 
-# GPT-2 uses Conv1D modules whose weight is (in, out), the transpose of nn.Linear's (out, in).
-GPT2_TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-# BERT architectures built on BertModel(add_pooling_layer=True); the others have no pooler weights.
-BERT_WITH_POOLER = {"BertModel", "BertForPreTraining", "BertForNextSentencePrediction",
-                    "BertForSequenceClassification", "BertForMultipleChoice"}
 # Buffers some old checkpoints carry that are not weights (recomputed by every implementation).
 _IGNORABLE_SUFFIXES = (".position_ids", ".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")
 
@@ -59,117 +57,64 @@ class Rule:
     split: tuple[int, ...] | None = None  # rows of each hf piece (for saving a fused tensor back)
 
 
-# ---- THE key map --------------------------------------------------------------------------------
-def key_map(config: ModelConfig, fmt: str, prefix: str = "", pooler: bool = False, lm_head: bool = False,
-            head_prefix: str = "", ours_prefix: str = "") -> list[Rule]:
-    """All rules for a model of `config` in checkpoint format `fmt` ("hf" or "gguf").
+@dataclass(frozen=True)
+class Layout:
+    """Where a model sits in one checkpoint: the arguments of a family's key map.
 
     prefix: where the body's names start in the checkpoint ("bert.", "transformer.", "model.");
-    head_prefix: where the LM head's names start; ours_prefix: where ours start (seq2seq parts).
+    head_prefix: where the LM head's names start; ours_prefix: where ours start (seq2seq parts);
     pooler / lm_head: whether the model has a BERT pooler / an LM head to map.
     """
-    H, KV, hs, C = config.num_heads, config.kv_heads, config.head_size, config.hidden_size
-    qkv_split, kv_split = (H * hs, KV * hs, KV * hs), (KV * hs, KV * hs)
-    rules: list[Rule] = []
 
-    def add(ours: str, *hf: str, transpose: bool = False, split: tuple[int, ...] | None = None) -> None:
-        rules.append(Rule(ours_prefix + ours, tuple(hf), transpose, split))
+    prefix: str = ""
+    pooler: bool = False
+    lm_head: bool = False
+    head_prefix: str = ""
+    ours_prefix: str = ""
 
-    def linear(ours: str, hf: str | tuple[str, ...], bias: bool, split: tuple[int, ...] | None = None,
+
+class RuleList(list):
+    """The list of Rules a family's key map builds, with the two helpers every key map uses."""
+
+    def __init__(self, layout: Layout) -> None:
+        super().__init__()
+        self.layout = layout
+
+    def add(self, ours: str, *hf: str, transpose: bool = False, split: tuple[int, ...] | None = None) -> None:
+        self.append(Rule(self.layout.ours_prefix + ours, tuple(hf), transpose, split))
+
+    def linear(self, ours: str, hf: str | tuple[str, ...], bias: bool, split: tuple[int, ...] | None = None,
                transpose: bool = False) -> None:
+        """A Linear (or norm): `.weight` and, with bias, `.bias`, from one or several (fused) tensors."""
         names = (hf,) if isinstance(hf, str) else hf
-        add(f"{ours}.weight", *(f"{n}.weight" for n in names), transpose=transpose, split=split)
+        self.add(f"{ours}.weight", *(f"{n}.weight" for n in names), transpose=transpose, split=split)
         if bias:
-            add(f"{ours}.bias", *(f"{n}.bias" for n in names), split=split)
-
-    _check_family(config)
-    ab, mb = config.attention_bias, config.mlp_bias
-    mt = config.model_type if fmt == "hf" else f"{config.model_type}-gguf"
-    if mt == "bert":
-        p = prefix
-        add("embeddings.word_embeddings.weight", f"{p}embeddings.word_embeddings.weight")
-        add("embeddings.position_embeddings.weight", f"{p}embeddings.position_embeddings.weight")
-        if config.type_vocab_size:
-            add("embeddings.token_type_embeddings.weight", f"{p}embeddings.token_type_embeddings.weight")
-        linear("embeddings.norm", f"{p}embeddings.LayerNorm", True)
-        for i in range(config.num_layers):
-            L, o = f"{p}encoder.layer.{i}.", f"layers.{i}."
-            sa = f"{L}attention.self."
-            linear(o + "attn.qkv_proj", (sa + "query", sa + "key", sa + "value"), ab, qkv_split)
-            linear(o + "attn.o_proj", f"{L}attention.output.dense", ab)
-            linear(o + "attn_norm", f"{L}attention.output.LayerNorm", True)
-            if config.add_cross_attention:
-                ca = f"{L}crossattention.self."
-                linear(o + "cross_attn.q_proj", ca + "query", ab)
-                linear(o + "cross_attn.kv_proj", (ca + "key", ca + "value"), ab, kv_split)
-                linear(o + "cross_attn.o_proj", f"{L}crossattention.output.dense", ab)
-                linear(o + "cross_norm", f"{L}crossattention.output.LayerNorm", True)
-            linear(o + "mlp.fc_in", f"{L}intermediate.dense", mb)
-            linear(o + "mlp.fc_out", f"{L}output.dense", mb)
-            linear(o + "mlp_norm", f"{L}output.LayerNorm", True)
-        if pooler:
-            linear("pooler.dense", f"{p}pooler.dense", True)
-        if lm_head:  # BertLMPredictionHead
-            hp = f"{head_prefix}cls.predictions."
-            linear("lm_head.dense", hp + "transform.dense", True)
-            linear("lm_head.norm", hp + "transform.LayerNorm", True)
-            add("lm_head.decoder.bias", hp + "bias")
-            if not config.tie_word_embeddings:
-                add("lm_head.decoder.weight", hp + "decoder.weight")
-    elif mt == "gpt2":
-        p = prefix
-        add("embeddings.word_embeddings.weight", f"{p}wte.weight")
-        add("embeddings.position_embeddings.weight", f"{p}wpe.weight")
-        for i in range(config.num_layers):
-            L, o = f"{p}h.{i}.", f"layers.{i}."
-            for ours, hf, bias in (("attn_norm", "ln_1", True), ("attn.qkv_proj", "attn.c_attn", ab),
-                                   ("attn.o_proj", "attn.c_proj", ab), ("mlp_norm", "ln_2", True),
-                                   ("mlp.fc_in", "mlp.c_fc", mb), ("mlp.fc_out", "mlp.c_proj", mb)):
-                linear(o + ours, L + hf, bias, transpose=f"{hf}.weight" in GPT2_TRANSPOSED)
-        linear("final_norm", f"{p}ln_f", True)
-        if lm_head and not config.tie_word_embeddings:
-            add("lm_head.decoder.weight", f"{head_prefix}lm_head.weight")
-    elif mt == "llama":
-        p = prefix
-        add("embeddings.word_embeddings.weight", f"{p}embed_tokens.weight")
-        for i in range(config.num_layers):
-            L, o = f"{p}layers.{i}.", f"layers.{i}."
-            sa = f"{L}self_attn."
-            add(o + "attn_norm.weight", f"{L}input_layernorm.weight")
-            linear(o + "attn.qkv_proj", (sa + "q_proj", sa + "k_proj", sa + "v_proj"), ab, qkv_split)
-            linear(o + "attn.o_proj", sa + "o_proj", ab)
-            add(o + "mlp_norm.weight", f"{L}post_attention_layernorm.weight")
-            for proj in ("gate_proj", "up_proj", "down_proj"):
-                linear(f"{o}mlp.{proj}", f"{L}mlp.{proj}", mb)
-        add("final_norm.weight", f"{p}norm.weight")
-        if lm_head and not config.tie_word_embeddings:
-            add("lm_head.decoder.weight", f"{head_prefix}lm_head.weight")
-    elif mt == "llama-gguf":  # llama.cpp names (gguf.constants.MODEL_TENSOR / TENSOR_NAMES)
-        add("embeddings.word_embeddings.weight", "token_embd.weight")
-        for i in range(config.num_layers):
-            L, o = f"blk.{i}.", f"layers.{i}."
-            add(o + "attn_norm.weight", L + "attn_norm.weight")
-            linear(o + "attn.qkv_proj", (L + "attn_q", L + "attn_k", L + "attn_v"), ab, qkv_split)
-            linear(o + "attn.o_proj", L + "attn_output", ab)
-            add(o + "mlp_norm.weight", L + "ffn_norm.weight")
-            for ours, hf in (("gate_proj", "ffn_gate"), ("up_proj", "ffn_up"), ("down_proj", "ffn_down")):
-                linear(f"{o}mlp.{ours}", L + hf, mb)
-        add("final_norm.weight", "output_norm.weight")
-        if lm_head and not config.tie_word_embeddings:
-            add("lm_head.decoder.weight", "output.weight")
-    else:
-        raise CheckpointError(f"no key map for model_type {config.model_type!r} in format {fmt!r}")
-    return rules
+            self.add(f"{ours}.bias", *(f"{n}.bias" for n in names), split=split)
 
 
-# What each Hugging Face family is; a config switched away from it has no HF checkpoint layout.
-_FAMILY = {"bert": dict(position_embedding="learned", norm="layernorm", pre_norm=False, gated_mlp=False),
-           "gpt2": dict(position_embedding="learned", norm="layernorm", pre_norm=True, gated_mlp=False),
-           "llama": dict(position_embedding="rotary", norm="rmsnorm", pre_norm=True, gated_mlp=True)}
+def qkv_split(config: ModelConfig) -> tuple[int, int, int]:
+    """Rows of Q, K and V in our fused qkv_proj (grouped-query attention: fewer K/V heads)."""
+    return (config.num_heads * config.head_size, config.kv_heads * config.head_size,
+            config.kv_heads * config.head_size)
 
 
-def _check_family(config: ModelConfig) -> None:
-    for field, want in _FAMILY[config.model_type].items():
+# ---- the key map: each family's, asked through the registry --------------------------------------------
+def key_map(config: Any, fmt: str, prefix: str = "", pooler: bool = False, lm_head: bool = False,
+            head_prefix: str = "", ours_prefix: str = "") -> list[Rule]:
+    """All rules for a model of `config` in checkpoint format `fmt` ("hf" or "gguf"); see `Layout`."""
+    fam = family(config.model_type)
+    check_family(config, fam)
+    layout = Layout(prefix, pooler, lm_head, head_prefix, ours_prefix)
+    if fmt == "hf":
+        return fam.key_map(config, layout)
+    if fmt == "gguf" and fam.gguf is not None:
+        return fam.gguf.key_map(config, layout)
+    raise CheckpointError(f"no key map for model_type {config.model_type!r} in format {fmt!r}")
+
+
+def check_family(config: Any, fam: Family) -> None:
+    """A config switched away from its family (`Family.fixed`) has no checkpoint layout."""
+    for field, want in fam.fixed.items():
         if getattr(config, field) != want:
             raise CheckpointError(f"a {config.model_type} checkpoint has {field}={want!r}; this model has "
                                   f"{field}={getattr(config, field)!r}, which no {config.model_type} checkpoint holds")
@@ -214,7 +159,7 @@ def read_tensors(folder: str | Path) -> tuple[dict[str, Tensor], str]:
     raise FileNotFoundError(f"{folder}: no {SAFETENSORS}, {SAFETENSORS_INDEX} or {PYTORCH_BIN}")
 
 
-def _old_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+def old_names(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     """TF-era BERT checkpoints name LayerNorm parameters gamma/beta; rename to weight/bias."""
     out = {}
     for k, v in tensors.items():
@@ -280,47 +225,49 @@ def _cast(model: nn.Module, dtype: torch.dtype) -> None:
     model.to(dtype)
 
 
-def load_encoder(folder: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
-    from .encoder import Encoder
-
-    raw = read_config(folder)
-    config = ModelConfig.from_hf_dict(raw, source=str(Path(folder) / CONFIG))
-    if config.model_type != "bert":
-        raise CheckpointError(f"{folder}: Encoder loads BERT checkpoints, this is model_type {config.model_type!r}")
-    config = config.replace(is_decoder=False, add_cross_attention=False)
-    tensors, source = read_tensors(folder)
-    tensors = _old_names(tensors)
-    prefix = _find_prefix(tensors, "embeddings.word_embeddings.weight", ("", "bert."), source)
-    has_pooler = f"{prefix}pooler.dense.weight" in tensors
-    model = Encoder(config.replace(add_pooler=has_pooler))
-    rules = key_map(model.config, "hf", prefix=prefix, pooler=has_pooler)
-    load_rules(model, tensors, rules, source, dtype, expected_extra=("cls.", "classifier.", "qa_outputs."))
-    _cast(model, dtype)
-    return model.eval()
+def _class_for(fam: Family, raw: dict[str, Any]) -> type:
+    """The model class a folder loads into when none is asked for: that of its config.json's
+    first architecture, else the family's first."""
+    names = raw.get("architectures") or []
+    arch = fam.architecture(names[0]) if names else None
+    return (arch or fam.architectures[0]).model
 
 
-def load_decoder(path: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
-    from .decoder import Decoder
+def load_model(path: str | Path, cls: type | None = None, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A model of class `cls` (default: the one config.json's architecture names) from a Hugging
+    Face folder, or from a GGUF file (or a folder holding only one) of a family with a GGUF layout.
 
+    The body prefix is found from the family's probe tensor under the prefixes of its
+    architectures for `cls`; a pooler is loaded when its tensors are there.
+    """
     path = Path(path)
     if path.is_file() and path.suffix == ".gguf":
-        return load_gguf(path, dtype)
+        return load_gguf(path, cls, dtype)
     if path.is_dir() and not (path / CONFIG).exists():
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
-            return load_gguf(ggufs[0], dtype)
+            return load_gguf(ggufs[0], cls, dtype)
     raw = read_config(path)
     config = ModelConfig.from_hf_dict(raw, source=str(path / CONFIG))
-    if config.model_type == "bert":
-        config = config.replace(is_decoder=True)
+    fam = family(config.model_type)
+    cls = cls or _class_for(fam, raw)
+    archs = fam.architectures_for(cls)
+    if not archs:
+        able = " / ".join(f.title for f in families() if f.architectures_for(cls))
+        raise CheckpointError(f"{path}: {cls.__name__} loads {able or 'no'} checkpoints, this is model_type "
+                              f"{config.model_type!r}")
     tensors, source = read_tensors(path)
-    tensors = _old_names(tensors)
-    probe, candidates = {"gpt2": ("wte.weight", ("transformer.", "")), "llama": ("embed_tokens.weight", ("model.", "")),
-                         "bert": ("embeddings.word_embeddings.weight", ("bert.", ""))}[config.model_type]
-    prefix = _find_prefix(tensors, probe, candidates, source)
-    model = Decoder(config)
-    rules = key_map(config, "hf", prefix=prefix, lm_head=True)
-    load_rules(model, tensors, rules, source, dtype)
+    tensors = old_names(tensors)
+    prefixes = tuple(dict.fromkeys([a.prefix for a in archs] + [""]))
+    prefix = _find_prefix(tensors, fam.probe, prefixes, source)
+    changes = dict(archs[0].config)
+    pooler = any(a.pooler for a in archs) and fam.pooler_probe is not None and prefix + fam.pooler_probe in tensors
+    if any(a.pooler for a in archs):
+        changes["add_pooler"] = pooler
+    config = config.replace(**changes) if changes else config
+    model = cls(config)
+    rules = key_map(config, "hf", prefix=prefix, pooler=pooler, lm_head=archs[0].lm_head)
+    load_rules(model, tensors, rules, source, dtype, expected_extra=fam.head_tensors)
     _cast(model, dtype)
     return model.eval()
 
@@ -337,47 +284,12 @@ def gguf_unpermute(w: Tensor, n_heads: int) -> Tensor:
     return w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
-def _gguf_field(reader: Any, key: str, default: Any = None) -> Any:
+def gguf_field(reader: Any, key: str, default: Any = None) -> Any:
+    """A GGUF metadata value (None / default when absent)."""
     field = reader.fields.get(key)
     if field is None:
         return default
     return field.contents()
-
-
-def gguf_config(reader: Any, source: str) -> ModelConfig:
-    arch = _gguf_field(reader, "general.architecture")
-    if arch != "llama":
-        raise CheckpointError(f"{source}: unsupported GGUF architecture {arch!r} (only 'llama' family)")
-    names = {t.name for t in reader.tensors}
-
-    def need(key: str) -> Any:
-        v = _gguf_field(reader, f"llama.{key}")
-        if v is None:
-            raise CheckpointError(f"{source}: GGUF metadata key 'llama.{key}' is missing")
-        return v
-
-    emb = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
-    if emb is None:
-        raise CheckpointError(f"{source}: missing tensor 'token_embd.weight'")
-    C, H = int(need("embedding_length")), int(need("attention.head_count"))
-    rope_dim = _gguf_field(reader, "llama.rope.dimension_count")
-    if rope_dim is not None and int(rope_dim) != C // H:
-        raise CheckpointError(f"{source}: rotary on {rope_dim} of {C // H} head channels is not supported")
-    if _gguf_field(reader, "llama.rope.scaling.type") not in (None, "none"):
-        raise CheckpointError(f"{source}: rope scaling is not supported")
-    return ModelConfig(
-        model_type="llama", vocab_size=int(emb.shape[-1]), hidden_size=C, num_layers=int(need("block_count")),
-        num_heads=H, num_kv_heads=int(_gguf_field(reader, "llama.attention.head_count_kv", H)),
-        intermediate_size=int(need("feed_forward_length")),
-        max_position_embeddings=int(_gguf_field(reader, "llama.context_length", 2048)), type_vocab_size=0,
-        position_embedding="rotary", rope_theta=float(_gguf_field(reader, "llama.rope.freq_base", 10000.0)),
-        norm="rmsnorm", norm_eps=float(need("attention.layer_norm_rms_epsilon")), pre_norm=True,
-        activation="silu", gated_mlp=True, attention_bias="blk.0.attn_q.bias" in names,
-        mlp_bias="blk.0.ffn_up.bias" in names, tie_word_embeddings="output.weight" not in names,
-        add_pooler=False, hidden_dropout=0.0, attention_dropout=0.0,
-        pad_token_id=_gguf_field(reader, "tokenizer.ggml.padding_token_id"),
-        bos_token_id=_gguf_field(reader, "tokenizer.ggml.bos_token_id"),
-        eos_token_id=_gguf_field(reader, "tokenizer.ggml.eos_token_id"))
 
 
 def read_gguf_tensors(reader: Any) -> dict[str, Tensor]:
@@ -393,11 +305,9 @@ def read_gguf_tensors(reader: Any) -> dict[str, Tensor]:
     return out
 
 
-def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """A Llama-family Decoder from a GGUF file (any quantisation gguf.quants can dequantise)."""
+def load_gguf(path: str | Path, cls: type | None = None, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A model from a GGUF file (any quantisation gguf.quants can dequantise) of a family with a GGUF layout."""
     from gguf import GGUFReader
-
-    from .decoder import Decoder
 
     path = Path(path)
     if not path.is_file():
@@ -406,18 +316,19 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module
         reader = GGUFReader(str(path))
     except (ValueError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable GGUF file ({e})") from None
-    config = gguf_config(reader, str(path))
+    arch = gguf_field(reader, "general.architecture")
+    fam = gguf_family(arch)
+    if fam is None or fam.gguf is None:
+        known = [f.gguf.arch for f in families() if f.gguf is not None]
+        raise CheckpointError(f"{path}: unsupported GGUF architecture {arch!r} (only {' / '.join(map(repr, known))} "
+                              f"family)")
+    config = fam.gguf.config(reader, str(path))
     tensors = read_gguf_tensors(reader)
-
-    def unpermute(name: str, t: Tensor) -> Tensor:  # weights and (if any) biases of Q and K
-        if ".attn_q." in name:
-            return gguf_unpermute(t, config.num_heads)
-        if ".attn_k." in name:
-            return gguf_unpermute(t, config.kv_heads)
-        return t
-
-    model = Decoder(config)
-    load_rules(model, tensors, key_map(config, "gguf", lm_head=True), str(path), dtype, transform=unpermute)
+    lm = next((a for a in fam.architectures if a.lm_head), fam.architectures[0])
+    cls = cls or lm.model
+    model = cls(config)
+    transform = fam.gguf.transform(config) if fam.gguf.transform is not None else None
+    load_rules(model, tensors, key_map(config, "gguf", lm_head=lm.lm_head), str(path), dtype, transform=transform)
     _cast(model, dtype)
     return model.eval()
 
@@ -453,81 +364,44 @@ def write_folder(folder: str | Path, config_dict: dict[str, Any], tensors: dict[
 
 def save_model(model: nn.Module, folder: str | Path, extra_tensors: dict[str, Tensor] | None = None,
                architectures: list[str] | None = None) -> Path:
-    """Write `model` (Encoder or Decoder) as a Hugging Face folder."""
-    from .decoder import Decoder
-    from .encoder import Encoder
+    """Write `model` (of any registered family) as a Hugging Face folder.
 
-    config: ModelConfig = model.config
+    architectures: the HF class written to config.json (default: the family's first for this
+    model's class); it decides the layout. extra_tensors: head weights under their HF names, for
+    an architecture that holds heads (e.g. BertForMaskedLM's `cls.*`).
+    """
+    config = model.config
+    fam = family(config.model_type)
+    mine = fam.architectures_for(type(model))
+    if not mine:
+        raise CheckpointError(f"cannot save a {type(model).__name__} as a {fam.title} checkpoint "
+                              f"(model_type {config.model_type!r})")
+    name = architectures[0] if architectures else mine[0].name
+    arch = next((a for a in mine if a.name == name), None)
+    if arch is None:
+        raise CheckpointError(f"unknown architecture {name!r} for a {config.model_type} {type(model).__name__} "
+                              f"(expected one of {[a.name for a in mine]})")
     extra = {k: v.detach().contiguous().clone() for k, v in (extra_tensors or {}).items()}
-    if isinstance(model, Encoder):
-        arch = (architectures or ["BertModel"])[0]
-        if extra and arch == "BertModel":
-            raise CheckpointError("extra_tensors are head weights: name the architecture that holds them, "
-                                  "e.g. architectures=['BertForMaskedLM']")
-        if not arch.startswith("Bert"):
-            raise CheckpointError(f"unknown architecture {arch!r} for a BERT encoder")
-        prefix = "" if arch == "BertModel" else "bert."
-        pooler = arch in BERT_WITH_POOLER
-        if pooler and model.pooler is None:
-            raise CheckpointError(f"{arch} needs pooler weights, but this encoder has no pooler")
-        tensors = export_rules(model, key_map(config, "hf", prefix=prefix, pooler=pooler))
-        hf = config.to_hf_dict([arch])
-    elif isinstance(model, Decoder):
-        default = {"bert": "BertLMHeadModel", "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
-        arch = (architectures or [default[config.model_type]])[0]
-        if arch != default[config.model_type]:
-            raise CheckpointError(f"unknown architecture {arch!r} for a {config.model_type} decoder "
-                                  f"(expected {default[config.model_type]})")
-        prefix = {"bert": "bert.", "gpt2": "transformer.", "llama": "model."}[config.model_type]
-        tensors = export_rules(model, key_map(config, "hf", prefix=prefix, lm_head=True))
-        hf = config.to_hf_dict([arch])
-    else:
-        raise CheckpointError(f"cannot save a {type(model).__name__} with save_model")
+    if extra and not arch.heads:
+        with_heads = [a.name for a in mine if a.heads]
+        raise CheckpointError(f"extra_tensors are head weights: name the architecture that holds them "
+                              f"(architectures=[...], one of {with_heads})")
+    if arch.pooler and getattr(model, "pooler", None) is None:
+        raise CheckpointError(f"{arch.name} needs pooler weights, but this {type(model).__name__} has no pooler")
+    tensors = export_rules(model, key_map(config, "hf", prefix=arch.prefix, pooler=arch.pooler, lm_head=arch.lm_head))
     clash = set(extra) & set(tensors)
     if clash:
         raise CheckpointError(f"extra_tensors repeat model tensors: {sorted(clash)[:4]}")
     tensors.update(extra)
-    return write_folder(folder, hf, tensors)
+    return write_folder(folder, config.to_hf_dict([arch.name]), tensors)
 
 
-# ---- encoder-decoder (transformers' EncoderDecoderModel with BERT halves) ------------------------
+# ---- encoder-decoder (transformers' EncoderDecoderModel): two families' layouts under encoder. / decoder.
 def _seq2seq_rules(enc: ModelConfig, dec: ModelConfig, pooler: bool) -> list[Rule]:
-    return (key_map(enc, "hf", prefix="encoder.", pooler=pooler, ours_prefix="encoder.")
-            + key_map(dec, "hf", prefix="decoder.bert.", lm_head=True, head_prefix="decoder.", ours_prefix="decoder."))
-
-
-def load_seq2seq(folder: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
-    from .seq2seq import Seq2Seq
-
-    folder = Path(folder)
-    raw = read_config(folder)
-    source = str(folder / CONFIG)
-    if raw.get("model_type") != "encoder-decoder":
-        raise CheckpointError(f"{source}: expected model_type 'encoder-decoder', got {raw.get('model_type')!r}")
-    for part in ("encoder", "decoder"):
-        if not isinstance(raw.get(part), dict):
-            raise CheckpointError(f"{source}: missing the {part!r} config")
-        if raw[part].get("model_type") != "bert":
-            raise CheckpointError(f"{source}: unsupported {part} model_type {raw[part].get('model_type')!r} "
-                                  "(only BERT halves)")
-    enc = ModelConfig.from_hf_dict(raw["encoder"], source=f"{source} (encoder)")
-    dec = ModelConfig.from_hf_dict(raw["decoder"], source=f"{source} (decoder)")
-    tensors, wsource = read_tensors(folder)
-    tensors = _old_names(tensors)
-    pooler = "encoder.pooler.dense.weight" in tensors
-    model = Seq2Seq(enc.replace(add_pooler=pooler), dec, decoder_start_token_id=raw.get("decoder_start_token_id"),
-                    pad_token_id=raw.get("pad_token_id"))
-    load_rules(model, tensors, _seq2seq_rules(model.encoder.config, model.decoder.config, pooler), wsource, dtype)
-    _cast(model, dtype)
-    return model.eval()
-
-
-def save_seq2seq(model: nn.Module, folder: str | Path) -> Path:
-    enc, dec = model.encoder.config, model.decoder.config
-    pooler = model.encoder.pooler is not None
-    tensors = export_rules(model, _seq2seq_rules(enc, dec, pooler))
-    hf = {"architectures": ["EncoderDecoderModel"], "model_type": "encoder-decoder", "is_encoder_decoder": True,
-          "encoder": enc.to_hf_dict(["BertModel"]), "decoder": dec.to_hf_dict(["BertLMHeadModel"]),
-          "decoder_start_token_id": model.decoder_start_token_id, "pad_token_id": model.pad_token_id,
-          "tie_encoder_decoder": False}
-    return write_folder(folder, hf, tensors)
+    """The encoder under `encoder.` as its family's first architecture (BertModel), the decoder
+    under `decoder.` as its family's LM architecture (BertLMHeadModel: body under `decoder.bert.`)."""
+    body = family(enc.model_type).architectures[0]
+    lm = next(a for a in family(dec.model_type).architectures if a.lm_head)
+    return (key_map(enc, "hf", prefix="encoder." + body.prefix, pooler=pooler, ours_prefix="encoder.")
+            + key_map(dec, "hf", prefix="decoder." + lm.prefix, lm_head=True, head_prefix="decoder.",
+                      ours_prefix="decoder."))

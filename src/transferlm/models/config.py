@@ -4,7 +4,10 @@ One flat dataclass covers the three families we build (BERT encoders and BERT de
 GPT-2 and Llama decoders): the family only changes a handful of switches (post-LN or pre-LN,
 LayerNorm or RMSNorm, GELU or SwiGLU, learned or rotary positions). Named presets give the
 shapes used in the toolkit; `from_hf_dict` / `to_hf_dict` translate Hugging Face `config.json`
-dictionaries of `model_type` "bert", "gpt2" and "llama".
+dictionaries through the registered family of their `model_type` (families/bert.py, gpt2.py,
+llama.py hold each family's mapping; this file holds only the shared helpers `hf_extra` and
+`hf_activation`). A `model_type` is checked against the registry when it is used (a model
+built, a config.json read or written), not when a ModelConfig is made.
 
 What this file does not do: read or write files (checkpoint.py does), build modules, or know
 anything about training (dropout rates are here because they are part of the architecture's
@@ -17,7 +20,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-MODEL_TYPES = ("bert", "gpt2", "llama")
+from .registry import family
+
 _ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu")
 _POSITIONS = ("learned", "sinusoidal", "rotary")
 _NORMS = ("layernorm", "rmsnorm")
@@ -88,8 +92,8 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"unknown model_type {self.model_type!r}; expected one of {MODEL_TYPES}")
+        if not isinstance(self.model_type, str) or not self.model_type:
+            raise ValueError(f"model_type must be a family name such as 'bert', got {self.model_type!r}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; expected one of {_ACTIVATIONS}")
         if self.position_embedding not in _POSITIONS:
@@ -116,7 +120,7 @@ class ModelConfig:
     @property
     def causal(self) -> bool:
         """Decoders (GPT-2, Llama, BERT with is_decoder) mask future positions."""
-        return self.model_type in ("gpt2", "llama") or self.is_decoder
+        return family(self.model_type).causal or self.is_decoder
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **{"extra": dict(self.extra), **changes})
@@ -126,151 +130,40 @@ class ModelConfig:
     def from_hf_dict(cls, d: dict[str, Any], source: str = "config.json") -> ModelConfig:
         """Build from a Hugging Face config dict; `source` names the file in error messages."""
         mt = d.get("model_type")
-        if mt not in _FROM_HF:
-            raise ValueError(f"{source}: unsupported model_type {mt!r}; expected one of {MODEL_TYPES}")
+        fam = family(mt, source)
         try:
-            return _FROM_HF[mt](d, source)
+            return fam.from_hf(d, source)
         except KeyError as e:
             raise ValueError(f"{source}: {mt} config is missing the key {e.args[0]!r}") from None
 
     def to_hf_dict(self, architectures: list[str] | None = None) -> dict[str, Any]:
         """The config.json dict that transformers' Auto classes read back to the same shapes."""
-        d = _TO_HF[self.model_type](self)
-        out: dict[str, Any] = {"architectures": list(architectures or [_DEFAULT_ARCH[self.model_type]]),
+        fam = family(self.model_type)
+        d = fam.to_hf(self)
+        out: dict[str, Any] = {"architectures": list(architectures or [fam.architectures[0].name]),
                                "model_type": self.model_type}
         out.update({k: v for k, v in self.extra.items() if k not in d})
         out.update(d)
         return out
 
 
-_DEFAULT_ARCH = {"bert": "BertModel", "gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
-
 # Keys that are bookkeeping in HF configs, not shapes; never carried in `extra`.
 _IGNORED = {"architectures", "model_type", "transformers_version", "_name_or_path", "torch_dtype",
             "dtype", "use_cache", "gradient_checkpointing"}
 
 
-def _extra(d: dict[str, Any], used: set[str]) -> dict[str, Any]:
+def hf_extra(d: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """The keys of a config.json dict that a family's `from_hf` did not read (kept in `extra`)."""
     return {k: v for k, v in d.items() if k not in used and k not in _IGNORED}
 
 
-def _hf_act(name: str, source: str) -> str:
+def hf_activation(name: str, source: str) -> str:
+    """An HF activation name (hidden_act / activation_function) -> ours."""
     acts = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
             "gelu_fast": "gelu_tanh", "silu": "silu", "swish": "silu", "relu": "relu"}
     if name not in acts:
         raise ValueError(f"{source}: unsupported activation {name!r}; expected one of {sorted(acts)}")
     return acts[name]
-
-
-def _bert_from_hf(d: dict[str, Any], source: str) -> ModelConfig:
-    pos = d.get("position_embedding_type", "absolute")
-    if pos != "absolute":
-        raise ValueError(f"{source}: unsupported position_embedding_type {pos!r}; only 'absolute'")
-    keys = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-            "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
-            "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "bos_token_id",
-            "eos_token_id", "position_embedding_type", "is_decoder", "add_cross_attention",
-            "tie_word_embeddings"}
-    return ModelConfig(
-        model_type="bert", vocab_size=d["vocab_size"], hidden_size=d["hidden_size"],
-        num_layers=d["num_hidden_layers"], num_heads=d["num_attention_heads"],
-        intermediate_size=d["intermediate_size"], max_position_embeddings=d.get("max_position_embeddings", 512),
-        type_vocab_size=d.get("type_vocab_size", 2), position_embedding="learned", norm="layernorm",
-        norm_eps=d.get("layer_norm_eps", 1e-12), pre_norm=False,
-        activation=_hf_act(d.get("hidden_act", "gelu"), source), gated_mlp=False,
-        attention_bias=True, mlp_bias=True, tie_word_embeddings=d.get("tie_word_embeddings", True),
-        add_pooler=True, is_decoder=bool(d.get("is_decoder", False)),
-        add_cross_attention=bool(d.get("add_cross_attention", False)),
-        hidden_dropout=d.get("hidden_dropout_prob", 0.1), attention_dropout=d.get("attention_probs_dropout_prob", 0.1),
-        initializer_range=d.get("initializer_range", 0.02), pad_token_id=d.get("pad_token_id", 0),
-        bos_token_id=d.get("bos_token_id"), eos_token_id=d.get("eos_token_id"), extra=_extra(d, keys))
-
-
-def _bert_to_hf(c: ModelConfig) -> dict[str, Any]:
-    return {"vocab_size": c.vocab_size, "hidden_size": c.hidden_size, "num_hidden_layers": c.num_layers,
-            "num_attention_heads": c.num_heads, "intermediate_size": c.intermediate_size,
-            "hidden_act": {"gelu_tanh": "gelu_new"}.get(c.activation, c.activation),
-            "hidden_dropout_prob": c.hidden_dropout, "attention_probs_dropout_prob": c.attention_dropout,
-            "max_position_embeddings": c.max_position_embeddings, "type_vocab_size": c.type_vocab_size,
-            "initializer_range": c.initializer_range, "layer_norm_eps": c.norm_eps,
-            "pad_token_id": c.pad_token_id, "bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id,
-            "position_embedding_type": "absolute", "is_decoder": c.is_decoder,
-            "add_cross_attention": c.add_cross_attention, "tie_word_embeddings": c.tie_word_embeddings}
-
-
-def _gpt2_from_hf(d: dict[str, Any], source: str) -> ModelConfig:
-    for k, ok in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                  ("reorder_and_upcast_attn", False)):
-        if d.get(k, ok) != ok:
-            raise ValueError(f"{source}: unsupported GPT-2 option {k}={d[k]!r} (only {ok})")
-    n_embd = d["n_embd"]
-    keys = {"vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
-            "resid_pdrop", "embd_pdrop", "attn_pdrop", "layer_norm_epsilon", "initializer_range",
-            "bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings", "add_cross_attention",
-            "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "n_ctx"}
-    if d.get("add_cross_attention"):
-        raise ValueError(f"{source}: GPT-2 with cross-attention is not supported; use a BERT decoder")
-    return ModelConfig(
-        model_type="gpt2", vocab_size=d["vocab_size"], hidden_size=n_embd, num_layers=d["n_layer"],
-        num_heads=d["n_head"], intermediate_size=d.get("n_inner") or 4 * n_embd,
-        max_position_embeddings=d.get("n_positions", 1024), type_vocab_size=0, position_embedding="learned",
-        norm="layernorm", norm_eps=d.get("layer_norm_epsilon", 1e-5), pre_norm=True,
-        activation=_hf_act(d.get("activation_function", "gelu_new"), source), gated_mlp=False,
-        attention_bias=True, mlp_bias=True, tie_word_embeddings=d.get("tie_word_embeddings", True),
-        add_pooler=False, hidden_dropout=d.get("resid_pdrop", 0.1), attention_dropout=d.get("attn_pdrop", 0.1),
-        initializer_range=d.get("initializer_range", 0.02), pad_token_id=d.get("pad_token_id"),
-        bos_token_id=d.get("bos_token_id"), eos_token_id=d.get("eos_token_id"), extra=_extra(d, keys))
-
-
-def _gpt2_to_hf(c: ModelConfig) -> dict[str, Any]:
-    return {"vocab_size": c.vocab_size, "n_positions": c.max_position_embeddings, "n_embd": c.hidden_size,
-            "n_layer": c.num_layers, "n_head": c.num_heads, "n_inner": c.intermediate_size,
-            "activation_function": {"gelu_tanh": "gelu_new"}.get(c.activation, c.activation),
-            "resid_pdrop": c.hidden_dropout, "embd_pdrop": c.hidden_dropout, "attn_pdrop": c.attention_dropout,
-            "layer_norm_epsilon": c.norm_eps, "initializer_range": c.initializer_range,
-            "bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id, "pad_token_id": c.pad_token_id,
-            "tie_word_embeddings": c.tie_word_embeddings}
-
-
-def _llama_from_hf(d: dict[str, Any], source: str) -> ModelConfig:
-    rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type != "default":
-        raise ValueError(f"{source}: unsupported rope_type {rope_type!r} (only 'default' rotary)")
-    theta = rope.get("rope_theta", d.get("rope_theta", 10000.0))
-    keys = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta",
-            "rope_parameters", "rope_scaling", "attention_bias", "attention_dropout", "mlp_bias", "head_dim",
-            "tie_word_embeddings", "initializer_range", "pad_token_id", "bos_token_id", "eos_token_id",
-            "pretraining_tp"}
-    return ModelConfig(
-        model_type="llama", vocab_size=d["vocab_size"], hidden_size=d["hidden_size"],
-        num_layers=d["num_hidden_layers"], num_heads=d["num_attention_heads"],
-        num_kv_heads=d.get("num_key_value_heads") or d["num_attention_heads"], head_dim=d.get("head_dim"),
-        intermediate_size=d["intermediate_size"], max_position_embeddings=d.get("max_position_embeddings", 2048),
-        type_vocab_size=0, position_embedding="rotary", rope_theta=float(theta), norm="rmsnorm",
-        norm_eps=d.get("rms_norm_eps", 1e-6), pre_norm=True, activation=_hf_act(d.get("hidden_act", "silu"), source),
-        gated_mlp=True, attention_bias=bool(d.get("attention_bias", False)), mlp_bias=bool(d.get("mlp_bias", False)),
-        tie_word_embeddings=d.get("tie_word_embeddings", False), add_pooler=False, hidden_dropout=0.0,
-        attention_dropout=d.get("attention_dropout", 0.0), initializer_range=d.get("initializer_range", 0.02),
-        pad_token_id=d.get("pad_token_id"), bos_token_id=d.get("bos_token_id"), eos_token_id=d.get("eos_token_id"),
-        extra=_extra(d, keys))
-
-
-def _llama_to_hf(c: ModelConfig) -> dict[str, Any]:
-    return {"vocab_size": c.vocab_size, "hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size,
-            "num_hidden_layers": c.num_layers, "num_attention_heads": c.num_heads,
-            "num_key_value_heads": c.kv_heads, "head_dim": c.head_size, "hidden_act": c.activation,
-            "max_position_embeddings": c.max_position_embeddings, "rms_norm_eps": c.norm_eps,
-            "rope_parameters": {"rope_theta": c.rope_theta, "rope_type": "default"},
-            "rope_theta": c.rope_theta, "attention_bias": c.attention_bias, "mlp_bias": c.mlp_bias,
-            "attention_dropout": c.attention_dropout, "tie_word_embeddings": c.tie_word_embeddings,
-            "initializer_range": c.initializer_range, "pad_token_id": c.pad_token_id,
-            "bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id}
-
-
-_FROM_HF = {"bert": _bert_from_hf, "gpt2": _gpt2_from_hf, "llama": _llama_from_hf}
-_TO_HF = {"bert": _bert_to_hf, "gpt2": _gpt2_to_hf, "llama": _llama_to_hf}
 
 
 # ---- named presets --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import checkpoint
 from .config import ModelConfig
 from .layers import (Block, Embeddings, KVCache, LMHead, ModelOutput, Rotary, build_attention_mask, init_weights,
                      make_norm)
@@ -138,14 +139,10 @@ class Decoder(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> Decoder:
         """A Hugging Face folder (GPT2LMHeadModel, LlamaForCausalLM, BertLMHeadModel) or a GGUF file."""
-        from . import checkpoint
-
-        return checkpoint.load_decoder(path, dtype=dtype)
+        return checkpoint.load_model(path, Decoder, dtype=dtype)
 
     def save_pretrained(self, folder: str | Path, architectures: list[str] | None = None) -> Path:
         """Write a folder that transformers' AutoModelForCausalLM loads."""
-        from . import checkpoint
-
         return checkpoint.save_model(self, folder, architectures=architectures)
 
 

@@ -4,8 +4,9 @@
     x_l = Block(x_{l-1})               l = 1..L   (post-LN, no causal mask; padding masked)
     pooler_output = tanh(W x_L[:, 0] + b)   (the [CLS] position)
 
-Loads and saves Hugging Face BERT folders (`from_pretrained` / `save_pretrained`, key map in
-checkpoint.py), so all-MiniLM-L6-v2 and the Turc et al. 2019 small BERTs load directly.
+Loads and saves Hugging Face BERT folders (`from_pretrained` / `save_pretrained`; the family's
+key map in families/bert.py, files through checkpoint.py), so all-MiniLM-L6-v2 and the Turc et
+al. 2019 small BERTs load directly.
 
 Speed: attention never runs over trailing columns that are padding in every row of the batch
 (they are cut before the first layer and put back as zeros), and without any padding no mask
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checkpoint
 from .config import ModelConfig
 from .layers import Block, Embeddings, ModelOutput, build_attention_mask, init_weights
 
@@ -93,9 +95,7 @@ class Encoder(nn.Module):
         Works for BertModel and for BertForMaskedLM / BertForPreTraining / ... folders (the
         `bert.` prefix is recognised; head tensors are left to `checkpoint.read_tensors`).
         """
-        from . import checkpoint
-
-        return checkpoint.load_encoder(folder, dtype=dtype)
+        return checkpoint.load_model(folder, Encoder, dtype=dtype)
 
     def save_pretrained(self, folder: str | Path, extra_tensors: dict[str, Tensor] | None = None,
                         architectures: list[str] | None = None) -> Path:
@@ -104,7 +104,4 @@ class Encoder(nn.Module):
         extra_tensors: head weights under their HF names (e.g. "cls.predictions.transform.dense.weight");
         when given, encoder weights are written under the "bert." prefix, as BertFor* models expect.
         """
-        from . import checkpoint
-
-        return checkpoint.save_model(self, folder, extra_tensors=extra_tensors,
-                                     architectures=architectures or ["BertModel"])
+        return checkpoint.save_model(self, folder, extra_tensors=extra_tensors, architectures=architectures)

@@ -19,10 +19,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import checkpoint
+from .checkpoint import CheckpointError
 from .config import ModelConfig
 from .decoder import Decoder
 from .encoder import Encoder
 from .layers import KVCache, ModelOutput
+from .registry import families, family, names
 
 
 class Seq2Seq(nn.Module):
@@ -173,12 +176,40 @@ class Seq2Seq(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32) -> Seq2Seq:
         """An `EncoderDecoderModel` folder with BERT encoder and BERT decoder."""
-        from . import checkpoint
-
-        return checkpoint.load_seq2seq(folder, dtype=dtype)
+        folder = Path(folder)
+        raw = checkpoint.read_config(folder)
+        source = str(folder / checkpoint.CONFIG)
+        if raw.get("model_type") != "encoder-decoder":
+            raise CheckpointError(f"{source}: expected model_type 'encoder-decoder', got {raw.get('model_type')!r}")
+        for part, model in (("encoder", Encoder), ("decoder", Decoder)):
+            if not isinstance(raw.get(part), dict):
+                raise CheckpointError(f"{source}: missing the {part!r} config")
+            mt = raw[part].get("model_type")
+            if mt not in names() or not family(mt).architectures_for(model):
+                able = " / ".join(f.title for f in families() if f.architectures_for(model))
+                raise CheckpointError(f"{source}: unsupported {part} model_type {mt!r} (only {able} halves)")
+        enc = ModelConfig.from_hf_dict(raw["encoder"], source=f"{source} (encoder)")
+        dec = ModelConfig.from_hf_dict(raw["decoder"], source=f"{source} (decoder)")
+        tensors, wsource = checkpoint.read_tensors(folder)
+        tensors = checkpoint.old_names(tensors)
+        probe = family(enc.model_type).pooler_probe
+        pooler = probe is not None and "encoder." + probe in tensors
+        model = cls(enc.replace(add_pooler=pooler), dec, decoder_start_token_id=raw.get("decoder_start_token_id"),
+                    pad_token_id=raw.get("pad_token_id"))
+        rules = checkpoint._seq2seq_rules(model.encoder.config, model.decoder.config, pooler)
+        checkpoint.load_rules(model, tensors, rules, wsource, dtype)
+        model.to(dtype)
+        return model.eval()
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write a folder that transformers' EncoderDecoderModel.from_pretrained loads."""
-        from . import checkpoint
-
-        return checkpoint.save_seq2seq(self, folder)
+        enc, dec = self.encoder.config, self.decoder.config
+        pooler = self.encoder.pooler is not None
+        tensors = checkpoint.export_rules(self, checkpoint._seq2seq_rules(enc, dec, pooler))
+        lm = next(a for a in family(dec.model_type).architectures_for(Decoder) if a.lm_head)
+        hf = {"architectures": ["EncoderDecoderModel"], "model_type": "encoder-decoder", "is_encoder_decoder": True,
+              "encoder": enc.to_hf_dict([family(enc.model_type).architectures_for(Encoder)[0].name]),
+              "decoder": dec.to_hf_dict([lm.name]),
+              "decoder_start_token_id": self.decoder_start_token_id, "pad_token_id": self.pad_token_id,
+              "tie_encoder_decoder": False}
+        return checkpoint.write_folder(folder, hf, tensors)
