@@ -10,11 +10,13 @@ and resumed by the next call from its last checkpoint (the Trainer's exact resum
 fits one ~15-minute slot of the shared heavy lock. Runs live in runs/bench-lstm/<name>.
 
 PTB (the `ptb` asset: Mikolov's splits, 10k vocabulary with <eos>):
-- small: Zaremba et al. 2014's small model (2 x 200 LSTM, BPTT 20, batch 20, SGD lr 1, clip 5,
-  init +-0.1, no dropout) with tied embeddings; the published 13-epoch schedule did not fit this
-  machine's budget: EPOCHS epochs, lr 1 for the first DECAY_START, then halved every epoch.
-- awd: the same model, schedule and budget with the AWD-LSTM regularisers of the awd-small preset.
-Test perplexity: `transferlm lm evaluate --batch-size 1` (one stream, the whole test set in order).
+- small: Zaremba et al. 2014's small model (2 x 200 LSTM, BPTT 20, batch 20, SGD, init +-0.1,
+  no dropout; lr 1 / clip 5 on the BPTT-summed loss = lr 20 / clip 0.25 on our mean loss) with
+  tied embeddings. The published schedule is 13 epochs (30,199 steps; lr halved every epoch
+  from the 5th); `--epochs E` trains E epochs with the lr held until DECAY_START epochs have
+  passed (a fraction of an epoch: a constant lr 20), which is what fitted this machine's budget.
+- awd: the same model and schedule with the AWD-LSTM regularisers of the awd-small preset.
+Test perplexity: `transferlm lm evaluate` (--report: 1 stream, the whole test set in order).
 
 ULMFiT / BBC (benchmarks/finetune.py's seeded split: 1,780-article pool, 445 test articles):
 - general: an LSTM LM on PTB train + the text of the pool articles ("words" tokenizer, 10k vocabulary).

@@ -35,6 +35,9 @@ other tags, word accuracy) is detected from the training tags or given with --sc
 The YAML --config mirrors the flags (`max_length: 128` is `--max-length 128`); flags given on
 the command line win; an unknown key is an error naming it.
 
+--model may also be an LSTM LM folder (`transferlm lm train`; config.json model_type "lstm_lm"):
+classify then runs ULMFiT's recipe (pipelines/ulmfit.py; see `run_ulmfit`).
+
 Does not: pretrain (`transferlm pretrain`), or search hyper-parameters.
 """
 
