@@ -4,6 +4,7 @@
     python benchmarks/lstm.py ptb --report                    # valid / test perplexity of the finished runs
     python benchmarks/lstm.py ulmfit --stage general|target [--minutes 13]
     python benchmarks/lstm.py bbc [--draws 3]                  # ULMFiT vs the same LSTM from scratch, 10 per class
+    python benchmarks/lstm.py elmo [--steps 1500] [--epochs 5]  # ELMo vs GloVe features, WNUT-16 entity F1
 
 Every training run is `transferlm lm train` with --save-every, killed after --minutes (SIGTERM)
 and resumed by the next call from its last checkpoint (the Trainer's exact resume), so each call
@@ -168,9 +169,118 @@ def bbc(draws: int, k: int = 10, epochs: float = 20.0, max_length: int = 250) ->
     print("per draw (ULMFiT, scratch):", [(round(a, 4), round(b, 4)) for a, b in rows])
 
 
+# ------------------------------------------------------------------------------------------ ELMo
+
+def _train_tagger(featurize, dim: int, train, tags: list[str], epochs: int, mix=None, seed: int = 0):
+    """A linear softmax tagging head (with ELMo's scalar mix when given) on frozen word features."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(dim, len(tags))
+    params = list(head.parameters()) + (list(mix.parameters()) if mix is not None else [])
+    opt = torch.optim.Adam(params, lr=1e-2)
+    tag_id = {t: i for i, t in enumerate(tags)}
+    order = list(range(len(train)))
+    for ep in range(epochs):
+        random.Random(seed + ep).shuffle(order)
+        for k in range(0, len(order), 32):
+            batch = [train[i] for i in order[k:k + 32]]
+            feats, mask = featurize([w for w, _ in batch])  # (B, T, dim) or layers
+            x = mix(feats) if mix is not None else feats
+            gold = torch.zeros(mask.shape, dtype=torch.long)
+            for b, (_, ts) in enumerate(batch):
+                gold[b, :len(ts)] = torch.tensor([tag_id.get(t, 0) for t in ts])
+            loss = F.cross_entropy(head(F.dropout(x, 0.2))[mask], gold[mask])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head
+
+
+def elmo_vs_glove(steps: int, epochs: int, quick: bool = False) -> None:
+    """A small ELMo biLM trained here (PTB train + the WNUT training tweets) against frozen GloVe
+    6B 50d vectors, each under the same linear softmax tagging head; entity F1 (seqeval) on the
+    benchmarks/finetune.py WNUT-16 test split."""
+    import numpy as np
+    import torch
+    from finetune import wnut_split
+    from seqeval.metrics import f1_score
+
+    from transferlm.embeddings.vectors import load_glove_asset
+    from transferlm.models.elmo import BiLM, BiLMCollate, ScalarMix
+    from transferlm.models.lstm import WordVocab
+    from transferlm.training.trainer import Trainer, TrainerConfig
+
+    torch.set_num_threads(2)
+    train, test = wnut_split()
+    if quick:
+        train, test = train[:200], test[:100]
+    tags = sorted({t for _, ts in train for t in ts})
+    sents = [l.split() for l in assets_ptb_lines()] + [w for w, _ in train]
+    vocab = WordVocab.build([" ".join(s) for s in sents], max_size=10000)
+    torch.manual_seed(0)
+    bilm = BiLM(len(vocab), dim=128, num_layers=2)
+    t0 = time.time()
+    cfg = TrainerConfig(run_dir=str(RUNS / "elmo"), max_steps=steps, batch_size=32, lr=2e-3, weight_decay=0.0,
+                        log_every=50, save_every=100, progress_bar=False, precision="fp32", device="cpu")
+    Trainer(bilm, sents, BiLMCollate(vocab.stoi, bilm.chars, 40), cfg).fit()
+    print(f"biLM: {steps} steps of 32 sentences ({time.time() - t0:.0f}s)", flush=True)
+    bilm.eval()
+
+    def elmo_feats(sentences):
+        with torch.no_grad():
+            return bilm.features(sentences)
+
+    glove = load_glove_asset()
+    gi = {w: i for i, w in enumerate(glove.words)}
+    gm = torch.tensor(np.asarray(glove.matrix), dtype=torch.float32)
+
+    def glove_feats(sentences):
+        T = max(map(len, sentences))
+        x = torch.zeros(len(sentences), T, gm.shape[1])
+        mask = torch.zeros(len(sentences), T, dtype=torch.bool)
+        for b, s in enumerate(sentences):
+            for t, w in enumerate(s):
+                mask[b, t] = True
+                if w.lower() in gi:
+                    x[b, t] = gm[gi[w.lower()]]
+        return x, mask
+
+    def f1(featurize, head, mix=None):
+        pred = []
+        with torch.no_grad():
+            for k in range(0, len(test), 64):
+                batch = [w for w, _ in test[k:k + 64]]
+                feats, mask = featurize(batch)
+                x = mix(feats) if mix is not None else feats
+                ids = head(x).argmax(-1)
+                pred += [[tags[i] for i in ids[b, :len(s)].tolist()] for b, s in enumerate(batch)]
+        return f1_score([ts for _, ts in test], pred)
+
+    mix = ScalarMix(bilm.num_layers + 1)
+    head_e = _train_tagger(elmo_feats, 2 * bilm.dim, train, tags, epochs, mix=mix)
+    head_g = _train_tagger(glove_feats, gm.shape[1], train, tags, epochs)
+    fe, fg = f1(elmo_feats, head_e, mix), f1(glove_feats, head_g)
+    print(f"\nWNUT-16 entity F1 (seqeval), frozen features + linear softmax head, {epochs} epochs, "
+          f"{len(train)} train / {len(test)} test tweets")
+    print(f"{'ELMo (trained here, scalar mix)':>34} {fe:.4f}")
+    print(f"{'GloVe 6B 50d':>34} {fg:.4f}")
+    print("mix weights softmax(s):", [round(float(w), 3) for w in mix.scalars.detach().softmax(0)], "gamma",
+          round(float(mix.gamma.detach()), 3))
+
+
+def assets_ptb_lines() -> list[str]:
+    from transferlm.data import assets
+
+    return [l for l in assets.ptb_text("train").splitlines() if l.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["ptb", "ulmfit", "bbc"])
+    ap.add_argument("what", choices=["ptb", "ulmfit", "bbc", "elmo"])
+    ap.add_argument("--steps", type=int, default=1500, help="elmo: biLM training steps (batch 32 sentences)")
+    ap.add_argument("--quick", action="store_true", help="elmo: 200 / 100 tweets (a smoke test)")
     ap.add_argument("--run", choices=sorted(PTB_RUNS), default="small")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--stage", choices=["general", "target"], default="general")
@@ -184,6 +294,8 @@ def main() -> None:
         ptb_report() if a.report else ptb_train(a.run, a.minutes, a.epochs or EPOCHS)
     elif a.what == "ulmfit":
         ulmfit_train(a.stage, a.minutes, a.epochs or (0.06 if a.stage == "general" else 0.15))
+    elif a.what == "elmo":
+        elmo_vs_glove(a.steps, int(a.epochs or 5), a.quick)
     else:
         bbc(a.draws, epochs=a.epochs or 20.0, max_length=a.max_length)
 
