@@ -226,8 +226,7 @@ class Word2Vec:
             for j in range(len(bounds) - 1):
                 jobs.put((e, j, bounds[j], bounds[j + 1]))
         threads_before = torch.get_num_threads()
-        if c.workers > 1:
-            torch.set_num_threads(1)  # the parallelism is the Hogwild threads
+        torch.set_num_threads(1)  # ops on a few hundred rows: intra-op threads only cost; the parallelism is the Hogwild threads
         start = time.perf_counter()
 
         def worker() -> None:
