@@ -111,12 +111,15 @@ def run_glove_asset(args: argparse.Namespace) -> None:
         out[name] = {"gensim_spearman": s.statistic, "ours_spearman": r.spearman,
                      "gensim_pearson": p.statistic, "ours_pearson": r.pearson,
                      "gensim_oov_pct": oov, "ours_oov_pct": r.oov_ratio}
+        print(json.dumps({name: out[name]}), flush=True)
     t = time.perf_counter()
     score, sections = kv.evaluate_word_analogies(str(ev.gensim_test_data("questions-words.txt")))
     gt = time.perf_counter() - t
+    print(json.dumps({"gensim_google_3cosadd": score, "seconds": round(gt, 1)}), flush=True)
     t = time.perf_counter()
     r = ev.evaluate_analogies(v)
     ot = time.perf_counter() - t
+    print(json.dumps({"ours_google_3cosadd": r.accuracy, "seconds": round(ot, 1)}), flush=True)
     same_sections = all(r.sections[s["section"]] == (len(s["correct"]), len(s["correct"]) + len(s["incorrect"]))
                         for s in sections[:-1])
     mul = ev.evaluate_analogies(v, method="3cosmul")
