@@ -1,6 +1,7 @@
 """Static embeddings against gensim 4.4, measured in the same run.
 
     python benchmarks/static.py word2vec [--seeds 1,2,3] [--epochs 5] [--workers 2] [--cbow] [--quick]
+    python benchmarks/static.py glove-train [--epochs 10]   # our GloVe on the same corpus (no reference here)
     python benchmarks/static.py glove-asset       # the GloVe 6B 50d asset through both evaluators
     python benchmarks/static.py classify [--draws 3]   # BBC 10 labels/class: GloVe frozen / fine-tuned / scratch
 
@@ -98,6 +99,19 @@ def run_word2vec(args: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
+def run_glove_train(args: argparse.Namespace) -> None:
+    from transferlm.embeddings.glove import GloVe, GloVeConfig
+
+    sents = corpus(args.quick)
+    cfg = GloVeConfig(dim=100, window=10, epochs=args.epochs, min_count=5, batch_pairs=4096)
+    t = time.perf_counter()
+    m = GloVe(cfg).train(sents)
+    sec = time.perf_counter() - t
+    print(json.dumps({"impl": "ours_glove", "seconds": round(sec, 1), "entries": m.entries,
+                      "loss_first_last": [m.losses[0], m.losses[-1]], "epochs": args.epochs,
+                      **scores(m.vectors())}))
+
+
 def run_glove_asset(args: argparse.Namespace) -> None:
     from gensim.models import KeyedVectors
 
@@ -111,12 +125,15 @@ def run_glove_asset(args: argparse.Namespace) -> None:
         out[name] = {"gensim_spearman": s.statistic, "ours_spearman": r.spearman,
                      "gensim_pearson": p.statistic, "ours_pearson": r.pearson,
                      "gensim_oov_pct": oov, "ours_oov_pct": r.oov_ratio}
+        print(json.dumps({name: out[name]}), flush=True)
     t = time.perf_counter()
     score, sections = kv.evaluate_word_analogies(str(ev.gensim_test_data("questions-words.txt")))
     gt = time.perf_counter() - t
+    print(json.dumps({"gensim_google_3cosadd": score, "seconds": round(gt, 1)}), flush=True)
     t = time.perf_counter()
     r = ev.evaluate_analogies(v)
     ot = time.perf_counter() - t
+    print(json.dumps({"ours_google_3cosadd": r.accuracy, "seconds": round(ot, 1)}), flush=True)
     same_sections = all(r.sections[s["section"]] == (len(s["correct"]), len(s["correct"]) + len(s["incorrect"]))
                         for s in sections[:-1])
     mul = ev.evaluate_analogies(v, method="3cosmul")
@@ -161,7 +178,7 @@ def run_classify(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=["word2vec", "glove-asset", "classify"])
+    p.add_argument("part", choices=["word2vec", "glove-train", "glove-asset", "classify"])
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
@@ -169,7 +186,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="a tenth of the corpus")
     p.add_argument("--draws", type=int, default=3)
     args = p.parse_args()
-    {"word2vec": run_word2vec, "glove-asset": run_glove_asset, "classify": run_classify}[args.part](args)
+    {"word2vec": run_word2vec, "glove-train": run_glove_train, "glove-asset": run_glove_asset,
+     "classify": run_classify}[args.part](args)
 
 
 if __name__ == "__main__":

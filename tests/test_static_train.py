@@ -44,6 +44,20 @@ def test_noise_distribution_equals_gensim(ptb) -> None:
     np.testing.assert_allclose(share, gensim_share, atol=2e-7)
 
 
+def test_learning_rate_decays_linearly() -> None:
+    assert w2v.learning_rate(0.025, 0.0001, 0.0) == 0.025
+    assert w2v.learning_rate(0.025, 0.0001, 0.5) == pytest.approx((0.025 + 0.0001) / 2)
+    assert w2v.learning_rate(0.025, 0.0001, 1.0) == pytest.approx(0.0001)
+    seen = []
+    model = w2v.Word2Vec(w2v.Word2VecConfig(epochs=2, min_count=1, workers=1, batch_words=100))
+    real = model._job
+    model._job = lambda *a: (seen.append(a[-1]), real(*a))  # the rate each job trains with
+    model.train(_synthetic())
+    assert seen[0] == 0.025 and seen == sorted(seen, reverse=True) and seen[-1] < 0.0003
+    # 2 epochs of 7,200 words in jobs of 100: job k starts at progress k * 100 / 14,400
+    assert seen[36] == pytest.approx(w2v.learning_rate(0.025, 0.0001, 36 * 100 / 14_400))
+
+
 def _brute_pairs(ids, sids, b):
     out = set()
     for t in range(len(ids)):

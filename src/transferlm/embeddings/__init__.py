@@ -1,6 +1,8 @@
 """Embeddings: contextual vectors read out of pretrained encoders (`contextual.py`).
 
-Static word vectors (word2vec, GloVe, vector files) live in `static.py`, imported from there.
+Static word vectors are imported from their own modules: `static.py` (the public face: `Vectors`,
+`load_vectors`, `StaticEmbedding`, the bag-of-vectors classifier), `vectors.py` (file formats, the
+GloVe asset), `word2vec.py`, `glove.py` (training) and `evaluate.py` (similarity and analogies).
 """
 
 from .contextual import (

@@ -104,10 +104,27 @@ class GloVe:
         logx = torch.from_numpy(np.log(x)).float()
         fx = weighting(torch.from_numpy(x).float(), c.x_max, c.alpha)
         start = time.perf_counter()
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(1)  # ops on a few hundred rows: intra-op threads only cost
+        try:
+            self._fit(c, ri, ci, logx, fx, (W, Wc, b, bc), (GW, GWc, Gb, Gbc), gen, progress)
+        finally:
+            torch.set_num_threads(threads_before)
+        self.entries = len(x)
+        self.words_per_second = len(ids) * c.epochs / max(time.perf_counter() - start, 1e-9)
+        self.W, self.Wc = W, Wc
+        return self
+
+    def _fit(self, c: GloVeConfig, ri: torch.Tensor, ci: torch.Tensor, logx: torch.Tensor, fx: torch.Tensor,
+             params: tuple[torch.Tensor, ...], accum: tuple[torch.Tensor, ...], gen: torch.Generator,
+             progress: Callable[[int], None] | None) -> None:
+        W, Wc, b, bc = params
+        GW, GWc, Gb, Gbc = accum
+        n = len(logx)
         for _ in range(c.epochs):
-            order = torch.randperm(len(x), generator=gen)
+            order = torch.randperm(n, generator=gen)
             total = 0.0
-            for s in range(0, len(x), c.batch_pairs):
+            for s in range(0, n, c.batch_pairs):
                 k = order[s: s + c.batch_pairs]
                 i, j = ri[k], ci[k]
                 wi, wj = W[i], Wc[j]  # (B, D)
@@ -127,11 +144,7 @@ class GloVe:
                 Gbc.index_add_(0, j, fdiff * fdiff)
                 if progress is not None:
                     progress(len(k))
-            self.losses.append(total / len(x))
-        self.entries = len(x)
-        self.words_per_second = len(ids) * c.epochs / max(time.perf_counter() - start, 1e-9)
-        self.W, self.Wc = W, Wc
-        return self
+            self.losses.append(total / n)
 
     def vectors(self) -> Vectors:
         """W + W~ (sec. 4.2)."""

@@ -125,6 +125,11 @@ def noise_table(counts: np.ndarray, exponent: float, size: int = 10_000_000) -> 
     return torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), slots))
 
 
+def learning_rate(alpha: float, min_alpha: float, progress: float) -> float:
+    """Linear decay from alpha (progress 0) to min_alpha (progress 1, all epochs' words done)."""
+    return alpha - (alpha - min_alpha) * min(max(progress, 0.0), 1.0)
+
+
 def encode(sentences: list[list[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     """All in-vocabulary tokens as one id array and the sentence number of each (words out of the
     vocabulary are dropped before windows are formed, as gensim does)."""
@@ -226,8 +231,7 @@ class Word2Vec:
             for j in range(len(bounds) - 1):
                 jobs.put((e, j, bounds[j], bounds[j + 1]))
         threads_before = torch.get_num_threads()
-        if c.workers > 1:
-            torch.set_num_threads(1)  # the parallelism is the Hogwild threads
+        torch.set_num_threads(1)  # ops on a few hundred rows: intra-op threads only cost; the parallelism is the Hogwild threads
         start = time.perf_counter()
 
         def worker() -> None:
@@ -240,7 +244,7 @@ class Word2Vec:
                     rng = np.random.default_rng([c.seed, e, j])
                     with lock:
                         progress_frac = done_words[0] / total
-                    lr = max(c.min_alpha, c.alpha - (c.alpha - c.min_alpha) * progress_frac)
+                    lr = learning_rate(c.alpha, c.min_alpha, progress_frac)
                     self._job(ids[a:b], sids[a:b], keep, table, rng, lr)
                     with lock:
                         done_words[0] += b - a
