@@ -274,7 +274,7 @@ def test_ulmfit_recipe_pieces(bbc_lm):
     assert [r["lr"] for r in rows] == pytest.approx([0.01 / 2.6 ** 3 * st(s - 1) for s in (2, 4, 6, 8)])  # the embeddings' rate
 
 
-def test_finetune_cli_on_an_lstm_folder(bbc_lm, tmp_path):
+def test_finetune_cli_on_an_lstm_folder(bbc_lm, tmp_path, capsys):
     """`transferlm finetune --task classify --model LSTM_DIR` on real BBC articles: trains the
     ULMFiT classifier, saves it, and it reloads with the same predictions; it fits its training set."""
     folder, data = bbc_lm
@@ -292,7 +292,10 @@ def test_finetune_cli_on_an_lstm_folder(bbc_lm, tmp_path):
     texts, ys = [t for t, _ in train], [y for _, y in train]
     acc = clf.evaluate(texts, ys)["accuracy"]
     assert acc >= 0.5, acc  # 56 articles, 5 classes, a barely trained 32-unit LM: chance is 0.2
-    assert set(clf.predict([t for t, _ in dev])) <= set(clf.labels)
+    assert {p["label"] for p in clf.predict([t for t, _ in dev])} <= set(clf.labels)
+    # the saved folder is a pipeline folder like any other: `transferlm evaluate` / `predict` open it
+    assert cli_main(["evaluate", "--model", str(tmp_path / "out" / "model"), "--data", str(tmp_path / "train.jsonl")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["accuracy"] == pytest.approx(acc)
     rows = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_accuracy" in r for r in rows)
     assert cli_main(["finetune", "--task", "tag", "--model", str(folder), "--train", str(tmp_path / "train.jsonl"),

@@ -510,6 +510,12 @@ def load(folder: str | os.PathLike) -> Pipeline:
     from . import PIPELINES
 
     folder = Path(folder)
+    from .ulmfit import is_lstm_classifier_folder
+
+    if is_lstm_classifier_folder(folder):  # ULMFiT's classifier keeps its own folder format
+        from .ulmfit import UlmfitClassifier
+
+        return UlmfitClassifier.from_pretrained(folder)
     cfg = read_pipeline_config(folder)
     cls = PIPELINES.get(cfg["pipeline"])
     if cls is None:

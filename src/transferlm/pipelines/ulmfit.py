@@ -41,6 +41,17 @@ from ..training.schedules import build_scheduler
 from ..training.trainer import Trainer, TrainerConfig, seed_everything
 
 CLASSIFIER_TYPE = "lstm_classifier"
+
+
+def is_lstm_classifier_folder(folder: str | os.PathLike) -> bool:
+    """A folder saved by `UlmfitClassifier.save_pretrained` (config.json model_type "lstm_classifier")."""
+    f = Path(folder) / "config.json"
+    if not f.is_file():
+        return False
+    try:
+        return json.loads(f.read_text(encoding="utf-8")).get("model_type") == CLASSIFIER_TYPE
+    except (ValueError, AttributeError):
+        return False
 ULMFIT_LAYER_DECAY = 2.6  # ULMFiT sec. 3.2: eta^{l-1} = eta^l / 2.6
 ULMFIT_BETAS = (0.7, 0.99)  # ULMFiT sec. 4: Adam with beta1 0.7, beta2 0.99
 
@@ -310,8 +321,12 @@ class UlmfitClassifier:
         gold = torch.tensor([f["label"] for f in feats])
         return {"accuracy": float((pred == gold).float().mean())}
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        return [self.labels[i] for i in self._logits(self.features(texts)).argmax(-1).tolist()]
+    def predict(self, texts: Sequence[str], pairs: Any = None, batch_size: int = 32) -> list[dict[str, Any]]:
+        """[{"label", "score"}] per text, as TextClassifier.predict (so `transferlm predict` serves both)."""
+        if pairs is not None:
+            raise ValueError("the LSTM classifier takes single texts, not pairs")
+        probs = self.predict_proba(texts)
+        return [{"label": self.labels[int(p.argmax())], "score": float(p.max())} for p in probs]
 
     def predict_proba(self, texts: Sequence[str]) -> Tensor:
         return self._logits(self.features(texts)).softmax(-1)
