@@ -54,7 +54,10 @@ def load(model: str):
     return Decoder.from_pretrained(path), load_tokenizer(path)
 
 
-def run(args: argparse.Namespace) -> int:
+def sampling_options(args: argparse.Namespace) -> tuple[float, bool]:
+    """--max-new-tokens / --temperature / --top-k / --top-p checked -> (temperature, do_sample):
+    sampling when a temperature > 0 is given, or top-k / top-p without a temperature; else greedy.
+    Shared by `generate` and `prompt generate`."""
     from ..models.decoder import check_sampling
     from . import UserError
 
@@ -67,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
     do_sample = (args.temperature is not None and args.temperature > 0) or (
         args.temperature is None and (args.top_k is not None or args.top_p is not None))
+    return temperature, do_sample
 
+
+def run(args: argparse.Namespace) -> int:
+    temperature, do_sample = sampling_options(args)
     model, tok = load(args.model)
     prompt = args.prompt
     stops: list[int] = []

@@ -183,19 +183,10 @@ class TokenPrinter:
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..models.decoder import check_sampling
     from ..prompting.templates import ChatTemplate
-    from .generate import load
+    from .generate import load, sampling_options
 
-    if args.max_new_tokens < 0:
-        raise UserError(f"--max-new-tokens must be >= 0, not {args.max_new_tokens}")
-    temperature = 1.0 if args.temperature is None else args.temperature
-    try:
-        check_sampling(temperature, args.top_k, args.top_p)
-    except ValueError as e:
-        raise UserError(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
-    do_sample = (args.temperature is not None and args.temperature > 0) or (
-        args.temperature is None and (args.top_k is not None or args.top_p is not None))
+    temperature, do_sample = sampling_options(args)
     model, tok = load(args.model)
     stops: set[int] = set()
     if model.config.eos_token_id is not None:
