@@ -98,7 +98,7 @@ def _synthetic(seed: int = 0) -> list[list[str]]:
 
 @pytest.mark.parametrize("sg", [True, False])
 def test_word2vec_learns_topics(sg: bool) -> None:
-    cfg = w2v.Word2VecConfig(sg=sg, dim=16, window=3, epochs=3, min_count=1, sample=0, workers=2, seed=3)
+    cfg = w2v.Word2VecConfig(sg=sg, dim=16, window=3, epochs=3, min_count=1, sample=0, workers=1, seed=3)  # one worker: Hogwild threads make runs differ
     v = w2v.train_word2vec(_synthetic(), cfg)
     assert v.counts is not None and len(v) == 20
     for w in ("a0", "b3"):
