@@ -24,7 +24,8 @@ from transferlm.cli import main
 from transferlm.demo.data import bbc_split, few_labels
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-METHODS = ("tfidf", "random", "pretrained", "minilm")
+METHODS = ("tfidf", "random", "pretrained", "minilm", "lstm_random", "ulmfit", "glove", "glove_finetune",
+           "prompting")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,9 @@ def test_the_table_has_every_method_with_numbers_in_range(demo, results):
     assert list(fine) == list(METHODS)
     for method, r in fine.items():
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0, r
-        assert r["train_seconds"] > 0 and r["train_examples"] == 25 and r["test_examples"] == 60
+        # prompting puts one demonstration per topic of the 25 labelled articles into its prompt
+        assert r["train_seconds"] > 0 and r["train_examples"] == (5 if method == "prompting" else 25)
+        assert r["test_examples"] == 60
         # the printed table shows the measured number, as measured
         assert f"{r['accuracy']:.1%} +- {r['accuracy_sd']:.1%}" in printed and r["title"] in printed
         # --quick fine-tunes each method on two label samples; the row is their mean
@@ -105,6 +108,39 @@ def test_the_table_has_every_method_with_numbers_in_range(demo, results):
     assert -1.0 <= results["bank_cosine"]["other_sense"] < results["bank_cosine"]["same_sense"] <= 1.0
     md = (demo[0] / "report" / "report.md").read_text()
     assert md.count("\n| ") == 1 + len(METHODS)  # header + one row per method
+
+
+def test_the_new_rows_ulmfit_glove_prompting_are_measured_on_the_same_samples(demo, results):
+    """The LSTM LM, ULMFiT and its twin, GloVe and prompting: real runs, sane values (not fixed numbers)."""
+    out, _, printed = demo
+    lm = results["lstm_lm"]
+    g, t = lm["general"], lm["target"]
+    plan = json.loads((out / "lstm" / "general" / "plan.json").read_text())
+    assert g["steps"] == plan["steps"] >= 10 and t["steps"] >= 10  # budgets turned into steps once
+    assert 1.0 < g["heldout_ppl"] < g["vocab_size"] and 1.0 < g["unigram_ppl"] < g["vocab_size"]
+    assert 0.0 < t["train_loss"] < 10.0
+    for name in ("general", "target"):
+        assert (out / "lstm" / name / "model" / "model.safetensors").exists()
+    fine = results["finetuning"]
+    # the twins: same architecture and parameter count, different starts, both fitted
+    assert fine["ulmfit"]["parameters"] == fine["lstm_random"]["parameters"] > 0
+    markers = {m: [json.loads((out / "stages" / (f"3_{m}.json" if s == 0 else f"3_{m}_{s}.json")).read_text())
+                   for s in range(2)] for m in METHODS}
+    gold_n = fine["tfidf"]["test_examples"]
+    for m in METHODS:  # every row predicts every test article, with the topics
+        for r in markers[m]:
+            assert len(r["pred"]) == gold_n and set(r["pred"]) <= set(results["split"]["labels"])
+    # GloVe features are strong even at 5 labels per topic (far above the 20% chance of 5 topics)
+    assert fine["glove"]["accuracy"] > 0.4 and fine["glove_finetune"]["accuracy"] > 0.4
+    assert fine["glove"]["parameters"] < fine["glove_finetune"]["parameters"]  # frozen rows do not train
+    # prompting: 5 demonstrations cached once, calibrated scores above chance, the raw reading recorded
+    p = fine["prompting"]
+    assert p["shared_prompt_tokens"] > 5 * 10 and 0.0 < p["score_seconds_per_article"] < 30
+    assert 0.0 <= p["raw_accuracy"] <= 1.0 and abs(sum(p["p_cf"]) - 1.0) < 1e-2
+    assert p["accuracy"] > 0.25
+    assert "uncalibrated" in printed and "LSTM LM: held-out PTB valid perplexity" in printed
+    assert (out / "models" / "bbc-ulmfit" / "config.json").exists()
+    assert (out / "finetune" / "prompting" / "scores.json").exists()
 
 
 def test_report_pngs_are_valid_images(demo):
@@ -140,7 +176,8 @@ def test_a_finished_run_is_not_redone_and_other_options_are_refused(demo, result
     t0 = time.perf_counter()
     code, printed = _run(["demo", "--quick", "--out", str(out), "--no-progress"])
     assert code == 0
-    assert printed.count(": done") == 2 + 2 * len(METHODS)  # stages 1, 2 and each fine-tuning run (2 samples)
+    # stages 1, 2, the LSTM LM and each fine-tuning run (2 samples)
+    assert printed.count(": done") == 3 + 2 * len(METHODS)
     assert json.loads((out / "report" / "results.json").read_text())["finetuning"] == results["finetuning"]
     assert time.perf_counter() - t0 < 60
     code = main(["demo", "--quick", "--out", str(out), "--labels-per-class", "3"])

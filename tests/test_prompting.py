@@ -98,6 +98,41 @@ def test_scores_continue_a_cached_prefix_and_leave_it_untouched(tiny):
         torch.testing.assert_close(got, score_labels_full(ref, shared + own, LABELS_MIXED), atol=1e-4, rtol=0)
 
 
+def test_batched_prompts_over_a_shared_cache_equal_one_pass_each(tiny):
+    """Several test prompts over one cached prefix, left-padded in one batch == each prompt alone
+    (cached) == transformers' full pass over prefix + prompt + label, one per label."""
+    from transferlm.prompting.scoring import score_labels_batch
+
+    ours, ref, _ = tiny
+    shared = torch.randint(0, 300, (25,), generator=torch.Generator().manual_seed(3)).tolist()
+    prompts = [[3, 99, 140], [7], [250, 12, 13, 14, 15, 16, 17], [42, 43]]
+    one_token = [[7], [11], [40], [5]]
+    cache = prefill(ours, shared)
+    got = score_labels_batch(ours, prompts, one_token, past=cache)
+    assert got.shape == (4, 4) and cache.seq_length() == 25  # the shared cache is left untouched
+    for row, p in zip(got, prompts):
+        torch.testing.assert_close(row, score_labels(ours, p, one_token, past=cache), atol=1e-4, rtol=0)
+        torch.testing.assert_close(row, score_labels_full(ref, shared + p, one_token), atol=1e-4, rtol=0)
+    # labels of several tokens: one pass per prompt, the same numbers
+    mixed = score_labels_batch(ours, prompts[:2], LABELS_MIXED, past=cache)
+    for row, p in zip(mixed, prompts[:2]):
+        torch.testing.assert_close(row, score_labels_full(ref, shared + p, LABELS_MIXED), atol=1e-4, rtol=0)
+    # no cache at all: the batch alone
+    torch.testing.assert_close(score_labels_batch(ours, prompts, one_token)[2],
+                               score_labels_full(ref, prompts[2], one_token), atol=1e-4, rtol=0)
+
+
+def test_classifier_batched_fixed_prompt_scores_equal_one_by_one(tiny):
+    ours, _, tok = tiny
+    pool = [(CORPUS[i], lab) for i, lab in enumerate(["sport", "business", "politics", "tech", "film"])]
+    clf = PromptClassifier(ours, tok, ["business", "film", "politics", "sport", "tech"],
+                           options=PromptOptions(shots=1, max_text_tokens=6)).fit(pool)
+    texts = [CORPUS[4], CORPUS[1] + " " + CORPUS[2], "N/A"]
+    got = clf.fixed_prompt_scores_batch(texts)
+    want = torch.stack([clf.fixed_prompt_scores(t) for t in texts])
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
 def test_gpt2_folder_scores_equal_transformers(tmp_path):
     torch.manual_seed(3)
     ref = _randomise(GPT2LMHeadModel(GPT2Config(vocab_size=101, n_positions=64, n_embd=32, n_layer=2, n_head=4)))

@@ -1,6 +1,6 @@
 """`transferlm demo`: the main job — the transfer-learning story end to end on the built-in data.
 
-    transferlm demo                     # about 10 minutes on a 2-core CPU
+    transferlm demo                     # about 20 minutes on a 2-core CPU
     transferlm demo --quick             # about a minute (what CI runs)
     transferlm demo --budget-minutes 20 --model bert-mini --labels-per-class 25
 
@@ -9,7 +9,9 @@
    MLM accuracy rising;
 3. fine-tune on BBC News with a few labels per topic three ways — the same architecture from
    random initialisation, the model just pretrained, and the real pretrained MiniLM — plus
-   TF-IDF + logistic regression;
+   TF-IDF + logistic regression; then on the same label samples ULMFiT (an LSTM LM pretrained here,
+   fine-tuned on the BBC train split's text) against the same LSTM from random init, GloVe 6B 50d
+   features (frozen / fine-tuned) and SmolLM2-135M few-shot prompting, calibrated;
 4. print one table (accuracy, training time) and write OUT/report/ (results.json, report.md, PNG
    curves, confusion matrices, the contextual "bank" picture) and OUT/models/ (Hugging Face folders).
 
@@ -33,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "60 test articles")
     p.add_argument("--budget-minutes", type=float, default=None,
                    help="pretraining wall time in minutes (default: 4; --quick: 0.25)")
+    p.add_argument("--lstm-minutes", type=float, default=None,
+                   help="wall time of the LSTM LM pretrained for the ULMFiT row, in minutes (default: 3; --quick: 0.1)")
     p.add_argument("--labels-per-class", type=int, default=None,
                    help="labelled BBC articles per topic for fine-tuning (default: 10; --quick: 5)")
     p.add_argument("--model", default=None, choices=[n for n in PRESETS if n.startswith("bert")],
@@ -56,10 +60,12 @@ def config_from_args(args: argparse.Namespace):
 
     given = {"budget_minutes": args.budget_minutes, "labels_per_class": args.labels_per_class,
              "model": args.model, "vocab_size": args.vocab_size, "seed": args.seed, "samples": args.samples,
-             "pretrain_precision": args.precision}
+             "pretrain_precision": args.precision, "lstm_budget_minutes": args.lstm_minutes}
     given = {k: v for k, v in given.items() if v is not None}
     if given.get("budget_minutes", 1.0) <= 0:
         raise ValueError(f"--budget-minutes must be > 0, not {args.budget_minutes}")
+    if given.get("lstm_budget_minutes", 1.0) <= 0:
+        raise ValueError(f"--lstm-minutes must be > 0, not {args.lstm_minutes}")
     if given.get("labels_per_class", 1) < 1:
         raise ValueError(f"--labels-per-class must be >= 1, not {args.labels_per_class}")
     if given.get("samples", 1) < 1:

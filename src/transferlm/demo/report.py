@@ -5,7 +5,8 @@ OUT/report/
   report.md         the table (Markdown) and the figures
   pretraining.png   pretraining loss (MLM, NSP) and MLM accuracy (training batches, held-out PTB
                     valid, the unigram baseline) against the step
-  finetuning.png    fine-tuning loss and dev accuracy of the three encoders against the step
+  finetuning.png    fine-tuning loss and dev accuracy of the three encoders and the two LSTM
+                    classifiers against the step (TF-IDF, GloVe and prompting have no curve)
   confusion.png     the test confusion matrix of each method (rows: true topic, normalised)
   bank.png          MiniLM's contextual vectors of "bank" in river and money sentences: their
                     cosine similarities and a 2-D projection (PCA) — one word, two meanings
@@ -115,8 +116,12 @@ def plot_confusion(labels: list[str], gold: list[str], fine: dict[str, dict[str,
     from sklearn.metrics import confusion_matrix
 
     plt = _plt()
-    fig, axes = plt.subplots(1, len(fine), figsize=(4.2 * len(fine), 4.4), squeeze=False)
-    for ax, r in zip(axes[0], fine.values()):
+    ncols = min(len(fine), 5)  # rows of up to five matrices
+    nrows = -(-len(fine) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.4 * nrows), squeeze=False)
+    for ax in axes.flat[len(fine):]:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, fine.values()):
         cm = confusion_matrix(gold, r["pred"], labels=labels)  # (K, K): rows true, columns predicted
         rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
@@ -130,7 +135,8 @@ def plot_confusion(labels: list[str], gold: list[str], fine: dict[str, dict[str,
         first = r["first_sample_accuracy"]  # the run whose predictions these are
         ax.set_title(f"{r['title']}\naccuracy {first:.1%}" + (" (sample 1)" if r["samples"] > 1 else ""),
                      fontsize=9)
-    axes[0][0].set_ylabel("true topic")
+    for row in axes:
+        row[0].set_ylabel("true topic")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -186,14 +192,22 @@ def plot_bank(path: Path) -> tuple[Path, float, float]:
 
 # ------------------------------------------------------------------------------------------ the table
 
-def table_rows(pre: dict[str, Any], fine: dict[str, dict[str, Any]]) -> list[list[str]]:
+def table_rows(pre: dict[str, Any], fine: dict[str, dict[str, Any]],
+               lstm: dict[str, Any] | None = None) -> list[list[str]]:
     rows = []
     for method, r in fine.items():
         if method == "pretrained":
             init = f"{pre['steps']} steps here ({pre['seconds']:.0f} s{', resumed' if pre.get('resumed') else ''})"
+        elif method == "ulmfit" and lstm is not None:
+            g, t = lstm["general"], lstm["target"]
+            init = f"LM {g['steps']} + {t['steps']} steps here ({g['seconds'] + t['seconds']:.0f} s)"
         elif method == "minilm":
             init = "pretrained elsewhere (1B+ sentence pairs)"
-        elif method == "random":
+        elif method in ("glove", "glove_finetune"):
+            init = "GloVe, elsewhere (6B tokens)"
+        elif method == "prompting":
+            init = "pretrained elsewhere (no update)"
+        elif method in ("random", "lstm_random"):
             init = "none (random init)"
         else:
             init = "none"
@@ -201,6 +215,8 @@ def table_rows(pre: dict[str, Any], fine: dict[str, dict[str, Any]]) -> list[lis
         acc = f"{r['accuracy']:.1%}"
         if r["samples"] > 1:
             acc += f" +- {r['accuracy_sd']:.1%}"
+        if method == "prompting":  # no weights change: the time is caching the demonstrations
+            t = f"{r['train_seconds']:.1f} s (prompt)"
         rows.append([r["title"], init, str(r["train_examples"]), t, acc, f"{r['macro_f1']:.3f}"])
     return rows
 
@@ -222,7 +238,7 @@ def text_table(rows: list[list[str]]) -> str:
 
 
 def write_report(cfg, data: DemoData, vocab: dict[str, Any], pre: dict[str, Any],
-                 fine: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
+                 fine: dict[str, dict[str, Any]], seconds: float, lstm: dict[str, Any] | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
@@ -240,14 +256,15 @@ def write_report(cfg, data: DemoData, vocab: dict[str, Any], pre: dict[str, Any]
         bar.update(1)
         _, *bank = plot_bank(rep / "bank.png")
         bar.update(1)
-    rows = table_rows(pre, fine)
+    rows = table_rows(pre, fine, lstm)
     summary = {
         "options": cfg.results_key(),
         "split": {"test_articles": len(data.test), "train_split_articles": len(data.train),
                   "labels_per_class": cfg.labels_per_class, "labels": data.labels},
         "vocabulary": vocab,
         "pretraining": pre,
-        "finetuning": {m: {k: v for k, v in r.items() if k != "pred"} for m, r in fine.items()},
+        "lstm_lm": lstm,
+        "finetuning": {m: {k: v for k, v in r.items() if k not in ("pred", "raw_pred")} for m, r in fine.items()},
         "bank_cosine": {"same_sense": round(bank[0], 4), "other_sense": round(bank[1], 4)},
         "figures": steps,
         "seconds_this_run": round(seconds, 1),
@@ -262,6 +279,9 @@ def write_report(cfg, data: DemoData, vocab: dict[str, Any], pre: dict[str, Any]
           f"in {pre['seconds']:.0f} s; held-out MLM accuracy {pre['heldout_mlm_accuracy']:.1%} "
           f"(unigram baseline {pre['unigram_accuracy']:.1%}); mean cosine between the input embeddings of the "
           f"rarest pieces {pre['rare_embedding_cosine']:.2f} (about 0 at random initialisation).", "",
+          *([f"LSTM LM (ULMFiT): {lstm['general']['steps']} steps on PTB + the BBC train split, held-out PTB valid "
+             f"perplexity {lstm['general']['heldout_ppl']:.0f} (unigram model {lstm['general']['unigram_ppl']:.0f}), then "
+             f"{lstm['target']['steps']} steps of target fine-tuning on the BBC train split.", ""] if lstm else []),
           f'MiniLM\'s "bank": mean cosine {bank[0]:.2f} between occurrences of the same sense, '
           f"{bank[1]:.2f} across senses.", ""]
     md += [f"![{s}]({s})" for s in steps]
@@ -272,5 +292,9 @@ def write_report(cfg, data: DemoData, vocab: dict[str, Any], pre: dict[str, Any]
     print(f"pretraining: held-out MLM accuracy {pre['heldout_mlm_accuracy']:.1%} after {pre['steps']} steps "
           f"(unigram baseline {pre['unigram_accuracy']:.1%});  "
           f'"bank" cosine: same sense {bank[0]:.2f}, other sense {bank[1]:.2f}')
+    if lstm:
+        print(f"LSTM LM: held-out PTB valid perplexity {lstm['general']['heldout_ppl']:.0f} after "
+              f"{lstm['general']['steps']} steps (unigram model {lstm['general']['unigram_ppl']:.0f}), then "
+              f"{lstm['target']['steps']} target steps on the BBC train split")
     print(f"report: {rep / 'report.md'} (+ {', '.join(steps)}); models: {out / 'models'}")
     return summary

@@ -8,7 +8,10 @@
 3. fine-tuning on BBC News with k labels per topic, four ways: TF-IDF + logistic regression
    (scikit-learn), and pipelines.TextClassifier over (a) the same architecture randomly
    initialised, (b) the model stage 2 just pretrained, (c) the real pretrained MiniLM; each on
-   `samples` draws of the k labels (the table shows the mean, the figures the first draw);
+   `samples` draws of the k labels (the table shows the mean, the figures the first draw); then, on
+   the same draws and test articles (rows.py): ULMFiT on an LSTM LM pretrained here after stage 2
+   (same unlabeled text) and the same LSTM classifier from random init, GloVe 6B 50d features
+   (frozen, fine-tuned), and SmolLM2-135M few-shot prompting with contextual calibration;
 4. the report (report.py): one table and the PNG figures.
 
 Resume: the run folder holds `demo.json` (the options that decide the results) and one marker
@@ -40,15 +43,22 @@ from tqdm.auto import tqdm
 
 from ..fileio import atomic_write_text
 from ..objectives.pretraining import MLMEvaluator
+from . import rows
 from .data import DemoData, corpus_text
 
 PRETRAIN_PRESET = "bert"  # stage 2's objective: MLM + NSP (objectives/builder.py's table)
-METHODS = ("tfidf", "random", "pretrained", "minilm")  # the table's rows, in order
+METHODS = ("tfidf", "random", "pretrained", "minilm", "lstm_random", "ulmfit", "glove", "glove_finetune",
+           "prompting")  # the table's rows, in order (rows.py has the last five)
 METHOD_TITLES = {
     "tfidf": "TF-IDF + logistic regression",
     "random": "small BERT, random init",
     "pretrained": "small BERT, pretrained here",
     "minilm": "MiniLM (all-MiniLM-L6-v2)",
+    "lstm_random": "same LSTM classifier, random init",
+    "ulmfit": "ULMFiT, LSTM LM pretrained here",
+    "glove": "GloVe 6B 50d features",
+    "glove_finetune": "GloVe 6B 50d, fine-tuned",
+    "prompting": "SmolLM2-135M prompting, k-shot, calibrated",
 }
 
 
@@ -105,6 +115,29 @@ class DemoConfig:
     minilm_lr: float = 1e-4  # pipelines' default for MiniLM-size encoders
     minilm_min_steps: int = 30  # MiniLM updates: ~8 epochs of 50 examples (its training loss is ~0.1 by
     # then), the bulk of stage 3's time
+    # -- the LSTM rows (rows.py; issue #13): a word-level LSTM LM pretrained here after stage 2
+    lstm_budget_minutes: float = 3.0  # the general LM (PTB + BBC train split), turned into steps at its start
+    lstm_target_minutes: float = 1.0  # ULMFiT's target-LM fine-tuning on the BBC train split's articles
+    lstm_vocab: int = 10000  # words ("words" tokenizer: lower-cased, digits -> N), at least 2 occurrences
+    lstm_emb: int = 100  # tied input / output embeddings
+    lstm_hidden: int = 256
+    lstm_layers: int = 2
+    lstm_batch_size: int = 32  # parallel TBPTT streams
+    lstm_bptt: int = 35
+    lstm_lr: float = 3e-3  # the general LM: Adam(0.7, 0.99), slanted triangular
+    lstm_target_lr: float = 4e-3  # the target LM: ULMFiT's 4e-3, discriminative rates / 2.6
+    lstm_heldout_lines: int = 1000  # PTB valid lines for the general LM's held-out perplexity
+    lstm_max_length: int = 256  # words of an article the classifier reads
+    lstm_clf_lr: float = 0.01  # the classifier (ULMFiT recipe), both twins
+    lstm_clf_epochs: int = 20
+    lstm_clf_batch_size: int = 8
+    # -- GloVe rows: bag of vectors + linear layer (embeddings/static.py's defaults)
+    glove_epochs: int = 100
+    glove_lr: float = 5e-3
+    glove_max_len: int = 512
+    # -- the prompting row (prompting/; issue #14)
+    prompt_shots: int = 1  # demonstrations per topic, from the sample's labelled articles
+    prompt_max_tokens: int = 64  # every text (demonstrations and test articles) clipped to its first N tokens
     test_per_class: int | None = None  # score only the first n test articles per topic (None: all)
     ptb_fraction: float = 1.0  # the share of PTB train used as unlabeled text
     train_articles: int | None = None  # BBC train articles used as unlabeled text (None: all)
@@ -123,7 +156,10 @@ def quick_config(**overrides: Any) -> DemoConfig:
     base = dict(quick=True, vocab_size=2000, budget_minutes=0.25, heldout_examples=32,
                 test_per_class=12, ptb_fraction=0.2, train_articles=300, labels_per_class=5, finetune_max_length=64,
                 samples=2,
-                small_min_steps=30, minilm_min_steps=8)
+                small_min_steps=30, minilm_min_steps=8,
+                lstm_budget_minutes=0.1, lstm_target_minutes=0.05, lstm_vocab=3000, lstm_emb=50, lstm_hidden=64,
+                lstm_bptt=20, lstm_heldout_lines=200, lstm_max_length=64, lstm_clf_epochs=4, glove_epochs=30,
+                glove_max_len=128, prompt_max_tokens=24)
     base.update(overrides)
     return DemoConfig(**base)
 
@@ -453,11 +489,32 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
     few, dev = data.samples[sample]
     gold = [lab for _, lab in data.test]
     resumed = False
+    extra: dict[str, Any] = {}
+    n_train = len(few)
+    run_dir = out / "finetune" / (method if sample == 0 else f"{method}-{sample}")
     if method == "tfidf":
         r = _tfidf(cfg, data, few)
         seconds, pred, n_params = r["train_seconds"], r["pred"], None
+    elif method in ("glove", "glove_finetune"):
+        r = rows.glove_one(cfg, data, method, sample)
+        seconds, pred, n_params = r["train_seconds"], r["pred"], r["parameters"]
+    elif method == "prompting":
+        resumed = (run_dir / "scores.json").exists()
+        r = rows.prompting_one(cfg, data, sample, run_dir)
+        seconds, pred, n_params, n_train = r["train_seconds"], r["pred"], r["parameters"], r["train_examples"]
+        extra = {k: r[k] for k in ("shared_prompt_tokens", "score_seconds_per_article", "p_cf")}
+        extra["raw_accuracy"] = round(_score(gold, r["raw_pred"])["accuracy"], 4)
+    elif method in ("ulmfit", "lstm_random"):
+        resumed = (run_dir / "checkpoints" / "latest").exists()
+        r = rows.ulmfit_one(cfg, data, method, sample, run_dir)
+        clf, seconds, n_params = r["clf"], r["train_seconds"], r["parameters"]
+        pred = _predict(clf, [t for t, _ in data.test], "scoring", cfg.progress)
+        if sample == 0:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{method}.", suffix=".tmp", dir=out / "models"))
+            clf.save_pretrained(tmp / "m")
+            _replace_dir(tmp / "m", out / "models" / f"bbc-{method}")
+            shutil.rmtree(tmp, ignore_errors=True)
     else:
-        run_dir = out / "finetune" / (method if sample == 0 else f"{method}-{sample}")
         resumed = (run_dir / "checkpoints" / "latest").exists()
         c = replace(cfg, seed=cfg.seed + sample)  # head init and data order
         clf = _classifier(c, method, data.labels)
@@ -480,9 +537,9 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
             shutil.rmtree(tmp, ignore_errors=True)
     s = _score(gold, pred)
     return {"method": method, "title": METHOD_TITLES[method], "sample": sample,
-            "labels_per_class": cfg.labels_per_class, "train_examples": len(few), "test_examples": len(gold),
+            "labels_per_class": cfg.labels_per_class, "train_examples": n_train, "test_examples": len(gold),
             "accuracy": round(s["accuracy"], 4), "macro_f1": round(s["macro_f1"], 4),
-            "train_seconds": round(seconds, 2), "parameters": n_params, "resumed": resumed, "pred": pred}
+            "train_seconds": round(seconds, 2), "parameters": n_params, "resumed": resumed, **extra, "pred": pred}
 
 
 def _mean_over_samples(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -520,8 +577,14 @@ def stage_finetune(cfg: DemoConfig, data: DemoData, markers: Markers) -> dict[st
                 say(f"      {what}")
                 done = _finetune_one(cfg, data, method, sample)
                 # the rounded numbers the table prints, so that the two never differ in the last digit
-                say(f"          test accuracy {done['accuracy']:.1%} (macro F1 {done['macro_f1']:.3f}), "
-                    f"trained in {done['train_seconds']:.1f} s")
+                if method == "prompting":
+                    say(f"          test accuracy {done['accuracy']:.1%} (macro F1 {done['macro_f1']:.3f}; "
+                        f"uncalibrated {done['raw_accuracy']:.1%}); {done['train_examples']} demonstrations, "
+                        f"{done['shared_prompt_tokens']} shared tokens cached in {done['train_seconds']:.1f} s, "
+                        f"{done['score_seconds_per_article']:.2f} s per test article")
+                else:
+                    say(f"          test accuracy {done['accuracy']:.1%} (macro F1 {done['macro_f1']:.3f}), "
+                        f"trained in {done['train_seconds']:.1f} s")
                 markers.put(name, done)
             runs.append(done)
         results[method] = _mean_over_samples(runs)
@@ -546,9 +609,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                          ptb_fraction=cfg.ptb_fraction, train_articles=cfg.train_articles, samples=cfg.samples)
     vocab = stage_vocabulary(cfg, data, markers)
     pre = stage_pretrain(cfg, data, markers)
+    lstm = rows.stage_lstm_lm(cfg, data, markers)
     fine = stage_finetune(cfg, data, markers)
     say("[4/4] report")
-    summary = report.write_report(cfg, data, vocab, pre, fine, seconds=time.perf_counter() - t0)
+    summary = report.write_report(cfg, data, vocab, pre, fine, seconds=time.perf_counter() - t0, lstm=lstm)
     return summary
 
 

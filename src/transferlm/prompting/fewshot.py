@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from . import calibration
-from .scoring import check_labels, prefill, score_labels
+from .scoring import check_labels, prefill, score_labels, score_labels_batch
 from .selection import SELECTORS, Demo, NearestSelector, select_balanced, select_random
 from .templates import ChatTemplate, PromptTemplate
 
@@ -262,6 +262,17 @@ class PromptClassifier:
             raise RuntimeError("fixed_prompt_scores needs random or balanced demonstrations, chosen by fit()")
         ids, _ = self._example_ids(self.fixed, self.clip(text), where)
         return self._scores(self.fixed, ids)
+
+    def fixed_prompt_scores_batch(self, texts: Sequence[str], where: str = "text") -> Tensor:
+        """`fixed_prompt_scores` of several texts, (N, L): one batched pass over the shared cache
+        (scoring.score_labels_batch). Texts that would leave nothing after the shared part, and
+        every text when a label has 2+ tokens, are scored one by one."""
+        if self.fixed is None:
+            raise RuntimeError("fixed_prompt_scores_batch needs random or balanced demonstrations, chosen by fit()")
+        ids = [self._example_ids(self.fixed, self.clip(t), f"{where} {i}")[0] for i, t in enumerate(texts)]
+        if not all(ids):
+            return torch.stack([self._scores(self.fixed, x) for x in ids])
+        return score_labels_batch(self.model, ids, self.label_ids, self.fixed.cache, self.options.length_normalize)
 
     def fixed_prompt_constants(self) -> tuple[Tensor, Tensor]:
         """(p_cf, PMI domain scores) of the fixed prompt, whatever `calibrate` says; for comparisons."""

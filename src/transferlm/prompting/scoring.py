@@ -101,6 +101,39 @@ def score_labels(model, prompt_ids: Sequence[int], label_ids: Sequence[Sequence[
 
 
 @torch.no_grad()
+def score_labels_batch(model, prompts: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
+                       past: KVCache | None = None, length_normalize: bool = False) -> Tensor:
+    """`score_labels` of N prompts that continue the same cache `past`: (N, L) float32.
+
+    Where every verbalizer is one token (BBC's topics), the N prompts run as ONE left-padded batch
+    over `past` seen N times (a view, nothing copied): the padding is masked out and the position
+    ids count real tokens only (the Decoder's rule), so each row equals its own pass; only the last
+    position's logits are computed. A batch of short prompts keeps the CPU's matrix units busier
+    than N passes of one. Labels of 2+ tokens fall back to one `score_labels` per prompt.
+    """
+    check_labels(label_ids)
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("a prompt is empty: there is no position to predict the label from")
+    if not prompts:
+        return torch.zeros(0, len(label_ids))
+    if any(len(c) > 1 for c in label_ids) or len(prompts) == 1:
+        return torch.stack([score_labels(model, p, label_ids, past, length_normalize) for p in prompts])
+    dev = next(model.parameters()).device
+    N, T = len(prompts), max(len(p) for p in prompts)
+    S = past.seq_length() if past is not None else 0
+    ids = torch.zeros(N, T, dtype=torch.long, device=dev)  # (N, T) left-padded, pad id 0 (masked out)
+    keep = torch.zeros(N, T, dtype=torch.long, device=dev)  # (N, T) 1 at real tokens
+    for r, p in enumerate(prompts):
+        ids[r, T - len(p):] = torch.tensor(list(p))
+        keep[r, T - len(p):] = 1
+    mask = torch.cat([torch.ones(N, S, dtype=torch.long, device=dev), keep], dim=1)  # (N, S + T)
+    cache = expand_cache(past, N) if past is not None else KVCache()
+    out = model(ids, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    last = out.logits[:, -1].float().log_softmax(-1)  # (N, V): the last position is real in every row
+    return last[:, torch.tensor([c[0] for c in label_ids], device=dev)].cpu()  # (N, L)
+
+
+@torch.no_grad()
 def score_labels_full(model, prompt_ids: Sequence[int], label_ids: Sequence[Sequence[int]],
                       length_normalize: bool = False) -> Tensor:
     """The reference: one full forward pass over prompt + label for each label, (L,) float32.
