@@ -24,8 +24,8 @@ from transferlm.cli import main
 from transferlm.demo.data import bbc_split, few_labels
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-METHODS = ("tfidf", "random", "pretrained", "minilm", "lstm_random", "ulmfit", "glove", "glove_finetune",
-           "prompting")
+METHODS = ("tfidf", "random", "pretrained", "minilm", "lstm_random", "ulmfit", "bag_random", "word2vec", "glove",
+           "glove_finetune", "prompting")
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +133,11 @@ def test_the_new_rows_ulmfit_glove_prompting_are_measured_on_the_same_samples(de
     # GloVe features are strong even at 5 labels per topic (far above the 20% chance of 5 topics)
     assert fine["glove"]["accuracy"] > 0.4 and fine["glove_finetune"]["accuracy"] > 0.4
     assert fine["glove"]["parameters"] < fine["glove_finetune"]["parameters"]  # frozen rows do not train
+    # word2vec trained here on the unlabeled text, and the same bag classifier over random vectors
+    w = lm["word2vec"]
+    assert w["vocab_size"] > 1000 and w["words"] > 100_000 and (out / "word2vec" / "vectors.txt").exists()
+    assert fine["word2vec"]["parameters"] < fine["bag_random"]["parameters"]  # the same table: frozen vs trained
+    assert fine["bag_random"]["accuracy"] > 0.2 and fine["word2vec"]["accuracy"] > 0.2
     # prompting: 5 demonstrations cached once, calibrated scores above chance, the raw reading recorded
     p = fine["prompting"]
     assert p["shared_prompt_tokens"] > 5 * 10 and 0.0 < p["score_seconds_per_article"] < 30
@@ -176,8 +181,8 @@ def test_a_finished_run_is_not_redone_and_other_options_are_refused(demo, result
     t0 = time.perf_counter()
     code, printed = _run(["demo", "--quick", "--out", str(out), "--no-progress"])
     assert code == 0
-    # stages 1, 2, the LSTM LM and each fine-tuning run (2 samples)
-    assert printed.count(": done") == 3 + 2 * len(METHODS)
+    # stages 1, 2, the LSTM LM, word2vec and each fine-tuning run (2 samples)
+    assert printed.count(": done") == 4 + 2 * len(METHODS)
     assert json.loads((out / "report" / "results.json").read_text())["finetuning"] == results["finetuning"]
     assert time.perf_counter() - t0 < 60
     code = main(["demo", "--quick", "--out", str(out), "--labels-per-class", "3"])

@@ -203,11 +203,14 @@ def table_rows(pre: dict[str, Any], fine: dict[str, dict[str, Any]],
             init = f"LM {g['steps']} + {t['steps']} steps here ({g['seconds'] + t['seconds']:.0f} s)"
         elif method == "minilm":
             init = "pretrained elsewhere (1B+ sentence pairs)"
+        elif method == "word2vec" and lstm is not None and "word2vec" in lstm:
+            w = lstm["word2vec"]
+            init = f"word2vec here ({w['epochs']} x {w['words'] / 1e6:.1f} M words, {w['seconds']:.0f} s)"
         elif method in ("glove", "glove_finetune"):
             init = "GloVe, elsewhere (6B tokens)"
         elif method == "prompting":
             init = "pretrained elsewhere (no update)"
-        elif method in ("random", "lstm_random"):
+        elif method in ("random", "lstm_random", "bag_random"):
             init = "none (random init)"
         else:
             init = "none"

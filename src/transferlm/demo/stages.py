@@ -47,8 +47,8 @@ from . import rows
 from .data import DemoData, corpus_text
 
 PRETRAIN_PRESET = "bert"  # stage 2's objective: MLM + NSP (objectives/builder.py's table)
-METHODS = ("tfidf", "random", "pretrained", "minilm", "lstm_random", "ulmfit", "glove", "glove_finetune",
-           "prompting")  # the table's rows, in order (rows.py has the last five)
+METHODS = ("tfidf", "random", "pretrained", "minilm", "lstm_random", "ulmfit", "bag_random", "word2vec", "glove",
+           "glove_finetune", "prompting")  # the table's rows, in order (rows.py has the last seven)
 METHOD_TITLES = {
     "tfidf": "TF-IDF + logistic regression",
     "random": "small BERT, random init",
@@ -59,6 +59,8 @@ METHOD_TITLES = {
     "glove": "GloVe 6B 50d features",
     "glove_finetune": "GloVe 6B 50d, fine-tuned",
     "prompting": "SmolLM2-135M prompting, k-shot, calibrated",
+    "bag_random": "bag of word vectors, random init",
+    "word2vec": "word2vec trained here, features",
 }
 
 
@@ -135,6 +137,11 @@ class DemoConfig:
     glove_epochs: int = 100
     glove_lr: float = 5e-3
     glove_max_len: int = 512
+    # -- word2vec trained here (skip-gram, embeddings/word2vec.py) on the same unlabeled text, under the
+    # GloVe rows' bag-of-vectors classifier, beside that classifier from random vectors
+    w2v_dim: int = 50  # GloVe 6B's 50d
+    w2v_epochs: int = 3
+    w2v_min_count: int = 5  # gensim's default
     # -- the prompting row (prompting/; issue #14)
     prompt_shots: int = 1  # demonstrations per topic, from the sample's labelled articles
     prompt_max_tokens: int = 64  # every text (demonstrations and test articles) clipped to its first N tokens
@@ -495,7 +502,7 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
     if method == "tfidf":
         r = _tfidf(cfg, data, few)
         seconds, pred, n_params = r["train_seconds"], r["pred"], None
-    elif method in ("glove", "glove_finetune"):
+    elif method in ("glove", "glove_finetune", "word2vec", "bag_random"):
         r = rows.glove_one(cfg, data, method, sample)
         seconds, pred, n_params = r["train_seconds"], r["pred"], r["parameters"]
     elif method == "prompting":
@@ -610,6 +617,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     vocab = stage_vocabulary(cfg, data, markers)
     pre = stage_pretrain(cfg, data, markers)
     lstm = rows.stage_lstm_lm(cfg, data, markers)
+    lstm["word2vec"] = rows.stage_word2vec(cfg, data, markers)
     fine = stage_finetune(cfg, data, markers)
     say("[4/4] report")
     summary = report.write_report(cfg, data, vocab, pre, fine, seconds=time.perf_counter() - t0, lstm=lstm)
