@@ -136,7 +136,8 @@ def test_the_new_rows_ulmfit_glove_prompting_are_measured_on_the_same_samples(de
     # word2vec trained here on the unlabeled text, and the same bag classifier over random vectors
     w = lm["word2vec"]
     assert w["vocab_size"] > 1000 and w["words"] > 100_000 and (out / "word2vec" / "vectors.txt").exists()
-    assert fine["word2vec"]["parameters"] < fine["bag_random"]["parameters"]  # the same table: frozen vs trained
+    # the same table (words and size), every row trained: only the start differs
+    assert fine["word2vec"]["parameters"] == fine["bag_random"]["parameters"] > 0
     assert fine["bag_random"]["accuracy"] > 0.2 and fine["word2vec"]["accuracy"] > 0.2
     # prompting: 5 demonstrations cached once, calibrated scores above chance, the raw reading recorded
     p = fine["prompting"]

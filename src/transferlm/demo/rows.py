@@ -13,6 +13,9 @@ features, and SmolLM2 few-shot prompting -- each on the same label samples and t
   triangular rates, gradual unfreezing: pipelines/ulmfit.py) on that target LM, and the same
   classifier with the same recipe from random weights (`pretrained=False`: same vocabulary, config
   and seed).
+- "word2vec" / "bag_random": word2vec skip-gram trained here on the same unlabeled text
+  (`stage_word2vec`, marker `2_word2vec`, OUT/word2vec/vectors.txt) initialising the bag-of-vectors
+  classifier below, fine-tuned; and the same classifier from random vectors.
 - "glove" / "glove_finetune": GloVe 6B 50d (the asset) as the embedding layer of a bag-of-vectors
   classifier ([mean; max] pooling + linear: embeddings/static.py), frozen or fine-tuned. The table
   is cut to the words of the texts it will see (`only_words`: the same look-ups as the full
@@ -84,14 +87,19 @@ def _unigram_perplexity(train_ids: torch.Tensor, ids: torch.Tensor, vocab_size: 
 
 
 def _train_lm_stage(cfg, name: str, folder: Path, lm, vocab, ids: torch.Tensor, minutes: float, lr: float,
-                    layer_decay: float | None) -> dict[str, Any]:
+                    layer_decay: float | None, per_step: float | None = None) -> dict[str, Any]:
+    """Train `lm` for `minutes` turned into steps once (plan.json); `per_step`: a step time measured
+    already (the target LM has the general LM's shapes: its plan's time serves)."""
     from ..models.lstm import TBPTTBlocks
     from ..pipelines.ulmfit import LMTrainConfig, train_lm
 
     plan_file = folder / "plan.json"
     plan = json.loads(plan_file.read_text(encoding="utf-8")) if plan_file.exists() else None
     if plan is None:
-        steps, per_step = _steps_for_lm_budget(lm, ids, cfg.lstm_batch_size, cfg.lstm_bptt, minutes)
+        if per_step is None:
+            steps, per_step = _steps_for_lm_budget(lm, ids, cfg.lstm_batch_size, cfg.lstm_bptt, minutes)
+        else:
+            steps = max(10, int(minutes * 60 / per_step))
         plan = {"steps": steps, "seconds_per_step": round(per_step, 4), "tokens": int(ids.numel())}
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(plan_file, json.dumps(plan) + "\n")
@@ -99,7 +107,7 @@ def _train_lm_stage(cfg, name: str, folder: Path, lm, vocab, ids: torch.Tensor, 
     blocks = len(TBPTTBlocks(ids, cfg.lstm_batch_size, cfg.lstm_bptt))
     _say(f"      {name}: {steps} steps of {cfg.lstm_batch_size} x {cfg.lstm_bptt} words "
          f"({steps / blocks:.2f} passes over {ids.numel():,} words; measured {plan['seconds_per_step']:.2f} s "
-         f"per step on this machine)")
+         f"per step on this machine{'' if name.startswith('general') else ', for the general LM'})")
     # ULMFiT sec. 3.2: Adam(0.7, 0.99) with slanted triangular rates; discriminative rates (/ 2.6)
     # for the target fine-tuning; the general LM from scratch gets one rate for all layers.
     tc = LMTrainConfig(out=str(folder), epochs=(steps + 0.5) / blocks, batch_size=cfg.lstm_batch_size,
@@ -153,8 +161,9 @@ def stage_lstm_lm(cfg, data, markers) -> dict[str, Any]:
         general = r
     lm, vocab = LSTMLanguageModel.from_pretrained(gen_dir / "model")
     ids = _lm_corpus(vocab, articles, tok)
+    per_step = json.loads((gen_dir / "plan.json").read_text(encoding="utf-8"))["seconds_per_step"]
     r = _train_lm_stage(cfg, "target LM (ULMFiT sec. 3.2)", tgt_dir, lm, vocab, ids, cfg.lstm_target_minutes,
-                        cfg.lstm_target_lr, 2.6)
+                        cfg.lstm_target_lr, 2.6, per_step)
     _say(f"      target LM: {r['steps']} steps in {r['seconds']:.0f} s; training loss {r['train_loss']:.2f} "
          f"(perplexity {math.exp(r['train_loss']):.0f} on its last batches)")
     markers.put("2_lstm_target", r)
@@ -234,8 +243,10 @@ def _word2vec(path: str):
 
 def glove_one(cfg, data, method: str, sample: int) -> dict[str, Any]:
     """A [mean; max] bag of word vectors + linear layer on the sample's labelled articles: GloVe
-    (frozen / fine-tuned), word2vec trained here (frozen), or the same classifier from random vectors
-    over word2vec's vocabulary ("bag_random", every row trained: Kim 2014's "rand")."""
+    (frozen / fine-tuned), word2vec trained here (initialised and fine-tuned: Kim 2014's "non-static"),
+    or the same classifier over the same table from random vectors ("bag_random", Kim's "rand").
+    Frozen word2vec features were measured too (docs/demo_output.md): far below the random twin, as a
+    trainable table over the training words is a keyword classifier that a frozen one cannot be."""
     from ..embeddings.static import (BagTrainConfig, StaticEmbedding, Vectors, predict_bag, tokenize,
                                      train_bag_classifier)
 
@@ -250,7 +261,7 @@ def glove_one(cfg, data, method: str, sample: int) -> dict[str, Any]:
                                            extra_words=train_words, only_words=seen, seed=cfg.seed + sample)
     else:
         w2v = _word2vec(str(Path(cfg.out) / "word2vec" / "vectors.txt"))
-        emb = StaticEmbedding.from_vectors(w2v, mode="frozen", extra_words=train_words, only_words=seen,
+        emb = StaticEmbedding.from_vectors(w2v, mode="finetune", extra_words=train_words, only_words=seen,
                                            seed=cfg.seed + sample)
         if method == "bag_random":  # the same table (words, size), random N(0, 1/D) rows, all trained
             emb = StaticEmbedding.scratch(emb.words[2:], emb.dim, seed=cfg.seed + sample)
