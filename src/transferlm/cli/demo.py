@@ -1,7 +1,7 @@
 """`transferlm demo`: the main job — the transfer-learning story end to end on the built-in data.
 
     transferlm demo                     # about 20 minutes on a 2-core CPU
-    transferlm demo --quick             # about a minute (what CI runs)
+    transferlm demo --quick             # about 2 minutes (what CI runs)
     transferlm demo --budget-minutes 20 --model bert-mini --labels-per-class 25
 
 1. learn a WordPiece vocabulary with our learner on unlabeled text (PTB + BBC News articles);
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo); re-running resumes it")
     p.add_argument("--quick", action="store_true",
-                   help="a one-minute run for CI: smaller vocabulary, 15 s of pretraining, 5 labels per topic, "
+                   help="a 2-minute run for CI: smaller vocabulary, 15 s of pretraining, 5 labels per topic, "
                         "60 test articles")
     p.add_argument("--budget-minutes", type=float, default=None,
                    help="pretraining wall time in minutes (default: 4; --quick: 0.25)")

@@ -67,7 +67,7 @@ METHOD_TITLES = {
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"  # the run folder: stages/, tokenizer/, pretrain/, finetune/, models/, report/
-    quick: bool = False  # the CI-sized run (about a minute): see `quick_config`
+    quick: bool = False  # the CI-sized run (about 2 minutes): see `quick_config`
     seed: int = 0  # the BBC split, the label sample, initialisations and data order
     # -- stage 1
     vocab_size: int = 8000  # BERT used 30k pieces for 3.3B words; 8k suits ~2M words and a tiny model
@@ -170,7 +170,7 @@ class DemoConfig:
 
 
 def quick_config(**overrides: Any) -> DemoConfig:
-    """`--quick`: every stage, shrunk to about a minute (a smoke test, not a result)."""
+    """`--quick`: every stage and row, shrunk to about 2 minutes (a smoke test, not a result)."""
     base = dict(quick=True, vocab_size=2000, budget_minutes=0.25, heldout_examples=32,
                 test_per_class=12, ptb_fraction=0.2, train_articles=300, labels_per_class=5, finetune_max_length=64,
                 samples=2,
