@@ -249,7 +249,7 @@ def glove_one(cfg, data, method: str, sample: int) -> dict[str, Any]:
     or the same classifier over the same table from random vectors ("bag_random", Kim's "rand").
     Frozen word2vec features were measured too (docs/demo_output.md): far below the random twin, as a
     trainable table over the training words is a keyword classifier that a frozen one cannot be."""
-    from ..embeddings.static import (BagTrainConfig, StaticEmbedding, Vectors, predict_bag, tokenize,
+    from ..embeddings.static import (BagTrainConfig, StaticEmbedding, predict_bag, tokenize,
                                      train_bag_classifier)
 
     few, _ = data.samples[sample]
