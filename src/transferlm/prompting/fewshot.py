@@ -256,6 +256,20 @@ class PromptClassifier:
         self._calibrate_constants(self.fixed)
         return self
 
+    def use_demonstrations(self, demos: Sequence[Demo]) -> PromptClassifier:
+        """Take exactly these (text, label) demonstrations, in this order, as the fixed prompt (no
+        selection; `options.shots` and `select` are not used): what `transferlm serve`'s /prompt does
+        with the demonstrations a request gives. Runs the shared part and the calibration constants."""
+        demos = [(ex.text, ex.label) if hasattr(ex, "text") else (ex[0], ex[1]) for ex in demos]
+        unknown = sorted({lab for _, lab in demos} - set(self.labels))
+        if unknown:
+            raise ValueError(f"demonstration labels {unknown} are not in the label set {self.labels}")
+        self.pool = [(self.clip(t), lab) for t, lab in demos]
+        self.selector = None
+        self.fixed = self._context(self.pool)
+        self._calibrate_constants(self.fixed)
+        return self
+
     def fixed_prompt_scores(self, text: str, where: str = "") -> Tensor:
         """Raw label scores (L,) of one (unclipped) text after the fixed prompt chosen in `fit`."""
         if self.fixed is None:

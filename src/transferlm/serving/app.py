@@ -15,13 +15,15 @@ can do the task answers):
 | POST /tag | inputs | per input, entities with character offsets (end exclusive) |
 | POST /generate | inputs, parameters, chat | the completion |
 | POST /generate_stream | same | server-sent events: one per token, then a last one with the text |
+| POST /prompt | inputs, labels (or label -> verbalizer), demonstrations, calibrate | per input, the label and every label's probability (few-shot prompting) |
 | GET /health, /models, /metrics | | status; the models and what they do; Prometheus text |
 | GET /, /docs, /openapi.json | | the web page; Swagger UI (served locally); the schema |
 
 Errors are JSON `{"error": message, "error_type": ...}`: a body over `max_body_bytes` or more
 than `max_inputs` inputs 413; invalid JSON, a missing or mistyped field, an input over the
 model's token limit (unless truncate; taggers window long texts, so only the
-server's --max-input-tokens applies to them) 422; an unknown model, endpoint, or a task the model
+server's --max-input-tokens applies to them) 422; a /prompt with an unknown demonstration label, an
+empty verbalizer or a prompt longer than the decoder's context (saying by how much) 422; an unknown model, endpoint, or a task the model
 cannot do 404; an exception inside the model 500 for that request only (batching.py reruns the
 pass without it).
 
@@ -33,7 +35,9 @@ plain asyncio underneath, which the batcher needs. fastapi-offline ships Swagger
 /docs works with no network.
 
 What this file does not do: authentication, TLS, CORS, several worker processes (one process
-holds the models and batches across all its connections), or /prompt (not served yet).
+holds the models and batches across all its connections). /prompt reuses prompting/ (one
+PromptClassifier per distinct labels + demonstrations + options, kept in a small LRU) and is not
+batched across requests.
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import BatchOptions, Batcher
 from .metrics import ServerMetrics
-from .models import (DecoderModel, EmbedInput, EncoderModel, GenerateOptions, PipelineModel, ServedModel,
-                     TextDecoder)
+from .models import (DecoderModel, EmbedInput, EncoderModel, GenerateOptions, PipelineModel, PromptSpec,
+                     ServedModel, TextDecoder)
 
 log = logging.getLogger("transferlm.serve")
 STATIC = resources.files("transferlm.serving") / "static"
@@ -134,6 +138,31 @@ class GenerateRequest(_Body):
     chat: bool = Field(False, description="wrap the prompt as a ChatML user turn (SmolLM2-Instruct)")
 
 
+class Demonstration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(..., description="an example text")
+    label: str = Field(..., description="its label (one of `labels`)")
+
+
+class PromptRequest(_Body):
+    inputs: Inputs = Field(..., description="a text or a list of texts to classify")
+    labels: Union[list[str], dict[str, str]] = Field(
+        ..., description="the labels, or an object label -> verbalizer (the words scored for it; default: the label)")
+    demonstrations: list[Demonstration] = Field(
+        default_factory=list, description="labelled examples put before each text, in this order (k-shot prompting)")
+    calibrate: Literal["none", "contextual", "pmi"] = Field(
+        "none", description="contextual calibration (Zhao et al. 2021) or domain-conditional PMI (Holtzman et al. 2021)")
+    length_normalize: bool = Field(False, description="average the label tokens' log-probs instead of summing them")
+    instruction: str | None = Field(None, description="the prompt's first line; {labels} becomes the verbalizers "
+                                                      "(default: 'Classify each article as one of: {labels}.')")
+    input_prefix: str = Field("Article: ", description="text before each input")
+    answer_cue: str = Field("Topic:", description="text after each input, before the label")
+    max_text_tokens: int | None = Field(None, ge=1, description="clip every text to its first N tokens")
+    overflow: Literal["error", "clip"] = Field(
+        "error", description="a prompt over the context: error (422) or drop the test text's tail")
+    chat: bool = Field(False, description="render the prompt with the model's own chat template")
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(..., description="what went wrong, naming the field or the limit")
     error_type: str = Field(..., description="not_found | payload_too_large | validation | internal")
@@ -173,7 +202,7 @@ class Server:
         self.started = time.time()
 
     def tasks(self) -> list[str]:
-        return [t for t in ("tokenize", "embed", "classify", "tag", "generate")
+        return [t for t in ("tokenize", "embed", "classify", "tag", "generate", "prompt")
                 if any(t in m.tasks for m in self.models.values())]
 
     def pick(self, task: str, name: str | None) -> ServedModel:
@@ -221,7 +250,8 @@ class Server:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
-UNION_TAGS = {"str": "a text", "list[str]": "a list of texts"}
+UNION_TAGS = {"str": "a text", "list[str]": "a list of texts", "dict[str,str]": "an object"}
+UNION_EXPECTED = {"labels": "a list of labels or an object label -> verbalizer"}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -230,7 +260,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         path = [str(x) for x in err.get("loc", ()) if x != "body"]
         tag = next((i for i, x in enumerate(path) if x in UNION_TAGS), None)
         if tag is not None:  # `inputs` is str | list[str]: one message, not one per branch
-            msg = f"{'.'.join(path[:tag])}: expected a text or a list of texts"
+            field = ".".join(path[:tag])
+            msg = f"{field}: expected {UNION_EXPECTED.get(field, 'a text or a list of texts')}"
             if msg not in parts:
                 parts.append(msg)
             continue
@@ -515,5 +546,47 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
             return StreamingResponse(events(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         route("generate_stream", generate_stream, GenerateRequest, "the completion as server-sent events, one per token")
+
+    if "prompt" in tasks:
+        async def prompt(body: PromptRequest) -> dict[str, Any]:
+            from ..prompting import PromptTooLong
+
+            m = srv.pick("prompt", body.model)
+            assert isinstance(m, DecoderModel)
+            texts = srv.texts(body.inputs)
+            if isinstance(body.labels, dict):
+                labels, verbalizers = list(body.labels), [(k, v) for k, v in body.labels.items() if v != k]
+            else:
+                labels, verbalizers = list(body.labels), []
+            if not labels:
+                raise APIError(422, "labels: none given (a list of labels or an object label -> verbalizer)",
+                               "validation")
+            dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+            if dup:
+                raise APIError(422, f"labels: given twice: {dup}", "validation")
+            if len(body.demonstrations) > options.max_inputs:
+                raise APIError(413, f"demonstrations: {len(body.demonstrations)}; at most {options.max_inputs}",
+                               "payload_too_large")
+            spec = PromptSpec(tuple(labels), tuple(verbalizers), tuple((d.text, d.label) for d in body.demonstrations),
+                              body.calibrate, body.length_normalize, body.instruction, body.input_prefix,
+                              body.answer_cue, body.max_text_tokens, body.overflow, body.chat)
+            try:
+                records = await srv.compute(m.prompt_classify, spec, texts)
+            except PromptTooLong as e:
+                raise APIError(422, f"prompt too long: {e}", "validation") from None
+            except ValueError as e:  # unknown label, empty verbalizer, no chat template: the request's fault
+                raise APIError(422, str(e), "validation") from None
+            except Exception as e:  # noqa: BLE001
+                raise APIError(500, f"model {m.name!r} failed on this request: {type(e).__name__}: {e}",
+                               "internal") from e
+            srv.metrics.inputs.inc(len(texts), model=m.name, task="prompt")
+            results = [{"label": r["label"],
+                        "probabilities": sorted(({"label": k, "score": float(v)} for k, v in r["probs"].items()),
+                                                key=lambda d: -d["score"]),
+                        "log_scores": r["scores"], "clipped_tokens": r["clipped_tokens"]} for r in records]
+            return {"model": m.name, "calibrate": body.calibrate, "demonstrations": len(body.demonstrations),
+                    "results": results}
+        route("prompt", prompt, PromptRequest,
+              "few-shot classification by prompting a decoder: each label's probability as the continuation")
 
     return app

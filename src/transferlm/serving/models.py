@@ -3,7 +3,7 @@
     load_model("minilm", "minilm")          # an encoder: tokenize, embed
     load_model("topics", "runs/clf")        # a saved TextClassifier: tokenize, classify
     load_model("ner", "runs/tagger")        # a saved Tagger / SpanTagger: tokenize, tag
-    load_model("smol", "smollm2")           # a decoder (GGUF, GPT-2 / Llama folder): tokenize, generate
+    load_model("smol", "smollm2")           # a decoder (GGUF, GPT-2 / Llama folder): tokenize, generate, prompt
 
 A source is an asset name, a folder written by a transferlm pipeline (`transferlm_pipeline.json`),
 a Hugging Face folder (an encoder, or a decoder when config.json says gpt2 / llama or a
@@ -18,6 +18,7 @@ answering pipelines (no endpoint for them yet: loading one is an error that says
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,7 +28,7 @@ import torch
 from ..data import assets
 from ..embeddings import contextual
 
-TASKS = ("tokenize", "embed", "classify", "tag", "generate")
+TASKS = ("tokenize", "embed", "classify", "tag", "generate", "prompt")
 
 
 class ModelLoadError(ValueError):
@@ -52,6 +53,23 @@ class GenerateOptions:
     top_p: float | None = None
     seed: int | None = None
     stop_token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What a /prompt request asks for besides its texts; equal specs share one prepared classifier."""
+
+    labels: tuple[str, ...]
+    verbalizers: tuple[tuple[str, str], ...]  # (label, words) where they differ from the label
+    demonstrations: tuple[tuple[str, str], ...]  # (text, label), in prompt order
+    calibrate: str = "none"
+    length_normalize: bool = False
+    instruction: str | None = None  # None: PromptTemplate's default
+    input_prefix: str = "Article: "
+    answer_cue: str = "Topic:"
+    max_text_tokens: int | None = None
+    overflow: str = "error"
+    chat: bool = False
 
 
 class ServedModel:
@@ -166,14 +184,18 @@ class PipelineModel(ServedModel):
 
 
 class DecoderModel(ServedModel):
-    """A causal LM: greedy or sampled continuations, one step at a time (`Decoder.stream`)."""
+    """A causal LM: greedy or sampled continuations, one step at a time (`Decoder.stream`), and
+    few-shot classification by verbalizer scoring (prompting/fewshot.py's `PromptClassifier`)."""
 
     kind = "decoder"
-    tasks = ("tokenize", "generate")
+    tasks = ("tokenize", "generate", "prompt")
+    PROMPT_CACHE = 8  # prepared classifiers kept (their shared prompt's KV cache and calibration)
 
-    def __init__(self, name: str, source: str, model: Any, tokenizer: Any) -> None:
+    def __init__(self, name: str, source: str, model: Any, tokenizer: Any, path: Path | None = None) -> None:
         super().__init__(name, source, tokenizer, int(model.config.max_position_embeddings))
         self.model = model.eval()
+        self.path = path  # the file or folder, for the chat template
+        self._classifiers: OrderedDict[PromptSpec, Any] = OrderedDict()
         self.eos = [int(model.config.eos_token_id)] if model.config.eos_token_id is not None else []
         self.chat_ids = (tokenizer.token_to_id("<|im_start|>"), tokenizer.token_to_id("<|im_end|>"))
 
@@ -199,6 +221,43 @@ class DecoderModel(ServedModel):
             if tok in opts.stop_token_ids:
                 return
             yield tok
+
+
+    def prompt_classifier(self, spec: PromptSpec) -> Any:
+        """The PromptClassifier of `spec`, its shared part and calibration constants computed once
+        (a small LRU: repeated requests with the same labels and demonstrations reuse them).
+        Raises ValueError (prompting's PromptTooLong included) for what the request got wrong."""
+        from ..prompting import ChatTemplate, PromptClassifier, PromptOptions, PromptTemplate
+
+        clf = self._classifiers.get(spec)
+        if clf is not None:
+            self._classifiers.move_to_end(spec)
+            return clf
+        template = PromptTemplate(input_prefix=spec.input_prefix, answer_cue=spec.answer_cue)
+        if spec.instruction is not None:
+            template.instruction = spec.instruction
+        chat = None
+        if spec.chat:
+            if self.path is None:
+                raise ValueError(f"chat: model {self.name!r} was not loaded from a file or folder with a chat template")
+            chat = ChatTemplate.from_model(self.path)
+        options = PromptOptions(calibrate=spec.calibrate, length_normalize=spec.length_normalize,
+                                max_text_tokens=spec.max_text_tokens, overflow=spec.overflow, chat=spec.chat)
+        with torch.inference_mode():
+            clf = PromptClassifier(self.model, self.tokenizer, list(spec.labels), dict(spec.verbalizers), template,
+                                   chat, options)
+            clf.use_demonstrations(list(spec.demonstrations))
+        self._classifiers[spec] = clf
+        while len(self._classifiers) > self.PROMPT_CACHE:
+            self._classifiers.popitem(last=False)
+        return clf
+
+    def prompt_classify(self, spec: PromptSpec, texts: list[str]) -> list[dict[str, Any]]:
+        """One record per text (PromptClassifier.classify's: label, scores, probs, clipped_tokens);
+        runs on the compute thread."""
+        clf = self.prompt_classifier(spec)
+        with torch.inference_mode():
+            return clf.classify(texts, [f"inputs[{i}]" for i in range(len(texts))])
 
 
 def _inference_steps(stream: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -246,7 +305,7 @@ def load_model(name: str, source: str) -> ServedModel:
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelLoadError(f"--model {name}={source}: expected a .gguf file or a model folder")
-        return DecoderModel(name, source, Decoder.from_pretrained(path), ByteLevelBPETokenizer.from_gguf(path))
+        return DecoderModel(name, source, Decoder.from_pretrained(path), ByteLevelBPETokenizer.from_gguf(path), path)
     if (path / pipeline_base.PIPELINE_FILE).is_file():
         task = pipeline_base.read_pipeline_config(path)["task"]
         if task == "qa":
@@ -264,7 +323,7 @@ def load_model(name: str, source: str) -> ServedModel:
     archs = cfg.get("architectures") or []
     if cfg.get("model_type") in ("gpt2", "llama") or any(str(a).endswith("ForCausalLM") or
                                                           str(a).endswith("LMHeadModel") for a in archs):
-        return DecoderModel(name, source, Decoder.from_pretrained(path), load_tokenizer(path))
+        return DecoderModel(name, source, Decoder.from_pretrained(path), load_tokenizer(path), path)
     model, tok = contextual.load(path)
     return EncoderModel(name, source, model, tok)
 
