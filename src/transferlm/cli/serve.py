@@ -33,7 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pass-cost-tokens", type=float, default=None,
                    help="a forward pass's fixed cost in token-equivalents, for cutting a batch of mixed lengths "
                         "into passes (default: 30, measured for MiniLM on 2 CPU cores; 0: fill each pass to the budget)")
-    p.add_argument("--no-batching", action="store_true", help="one request per forward pass (a baseline)")
+    p.add_argument("--no-batching", action="store_true",
+                   help="one request per forward pass, and each generation decoded alone (a baseline)")
+    p.add_argument("--max-decode-rows", type=int, default=32,
+                   help="sequences a decoder generates together (continuous batching; default: 32)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="largest request body (default: 1 MB)")
     p.add_argument("--max-inputs", type=int, default=64, help="most texts in one request (default: 64)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="most tokens one /generate may ask for (default: 256)")
@@ -51,7 +54,8 @@ def build(args: argparse.Namespace):
     from . import UserError
 
     for flag, v in [("--max-batch-tokens", args.max_batch_tokens), ("--max-body-bytes", args.max_body_bytes),
-                    ("--max-inputs", args.max_inputs), ("--max-new-tokens", args.max_new_tokens)]:
+                    ("--max-inputs", args.max_inputs), ("--max-new-tokens", args.max_new_tokens),
+                    ("--max-decode-rows", args.max_decode_rows)]:
         if v < 1:
             raise UserError(f"{flag} must be at least 1, not {v}")
     if args.max_wait_ms < 0:
@@ -67,7 +71,8 @@ def build(args: argparse.Namespace):
     for name, source in specs:
         print(f"loading {name} from {source}", file=sys.stderr)
         models.append(load_model(name, source))
-    batching = BatchOptions(not args.no_batching, args.max_batch_tokens, args.max_wait_ms)
+    batching = BatchOptions(not args.no_batching, args.max_batch_tokens, args.max_wait_ms,
+                            max_decode_rows=args.max_decode_rows)
     if args.pass_cost_tokens is not None:
         if args.pass_cost_tokens < 0:
             raise UserError(f"--pass-cost-tokens must be >= 0, not {args.pass_cost_tokens}")

@@ -59,7 +59,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .batching import BatchOptions, Batcher
+from .batching import BatchOptions, Batcher, GenerationBatcher
 from .metrics import ServerMetrics
 from .models import (DecoderModel, EmbedInput, EncoderModel, GenerateOptions, PipelineModel, PromptSpec,
                      ServedModel, TextDecoder)
@@ -199,6 +199,9 @@ class Server:
                     self.batchers[(m.name, task)] = Batcher(
                         m.name, task, (lambda xs, m=m, task=task: m.run_batch(task, xs)), options.batching,
                         self.executor, self.metrics)
+        # continuous batching of generation, one per decoder (batching off: each stream steps alone)
+        self.generators = {m.name: GenerationBatcher(m, options.batching, self.executor, self.metrics)
+                           for m in models if isinstance(m, DecoderModel) and options.batching.enabled}
         self.started = time.time()
 
     def tasks(self) -> list[str]:
@@ -500,9 +503,15 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
             return m, ids, opts
 
         async def run_stream(m: DecoderModel, ids: list[int], opts: GenerateOptions):
-            """(token id, text piece) per step, each step a job on the compute thread."""
-            steps = m.steps(ids, opts)
+            """(token id, text piece) per step: from the decoder's continuous batch, or (batching off)
+            each step of this prompt alone as its own job on the compute thread."""
             text = TextDecoder(m.tokenizer)
+            if m.name in srv.generators:
+                async for tok in srv.generators[m.name].stream(ids, opts):
+                    srv.metrics.generated.inc(model=m.name)
+                    yield tok, text.add(tok)
+                return
+            steps = m.steps(ids, opts)
             while True:
                 tok = await srv.compute(next, steps, None)
                 if tok is None:
@@ -522,7 +531,7 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
                 raise APIError(500, f"model {m.name!r} failed on this request: {type(e).__name__}: {e}",
                                "internal") from e
             reason = "length" if len(out) >= opts.max_new_tokens else "stop"
-            return {"model": m.name, "generated_text": m.tokenizer.decode(out), "tokens": len(out),
+            return {"model": m.name, "generated_text": m.tokenizer.decode(out), "tokens": len(out), "token_ids": out,
                     "prompt_tokens": len(ids), "finish_reason": reason}
         route("generate", generate, GenerateRequest, "a completion of the prompt")
 
