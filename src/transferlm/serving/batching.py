@@ -198,8 +198,7 @@ class Batcher:
                 if not group:
                     continue
                 if self.metrics is not None:
-                    self.metrics.batch_size.observe(len(group), model=self.model, task=self.task)
-                    self.metrics.batch_tokens.observe(len(group) * group[0].length, model=self.model, task=self.task)
+                    self.metrics.batch(self.model, self.task, len(group), len(group) * group[0].length)
                     self.metrics.inputs.inc(len(group), model=self.model, task=self.task)
                 outcomes = await loop.run_in_executor(self.executor, self._run_safely, [it.payload for it in group])
                 for it, (ok, value) in zip(group, outcomes):
@@ -351,9 +350,7 @@ class GenerationBatcher:
             if not self.active:
                 continue
             if self.metrics is not None:
-                self.metrics.batch_size.observe(len(self.active), model=self.served.name, task="generate")
-                self.metrics.batch_tokens.observe(len(self.active) * self.batch.width, model=self.served.name,
-                                                  task="generate")
+                self.metrics.batch(self.served.name, "generate", len(self.active), len(self.active) * self.batch.width)
             try:
                 going = await loop.run_in_executor(self.executor, self._step)
             except Exception as e:  # noqa: BLE001 - a failed step fails every row in it

@@ -1,11 +1,13 @@
 """The models one `transferlm serve` process holds, and what each can do.
 
     load_model("minilm", "minilm")          # an encoder: tokenize, embed
-    load_model("topics", "runs/clf")        # a saved TextClassifier: tokenize, classify
+    load_model("topics", "runs/clf")        # a saved TextClassifier (encoder or GPT-1 decoder): tokenize, classify
+    load_model("ulmfit", "runs/lstm/model") # a saved ULMFiT LSTM classifier: classify
     load_model("ner", "runs/tagger")        # a saved Tagger / SpanTagger: tokenize, tag
     load_model("smol", "smollm2")           # a decoder (GGUF, GPT-2 / Llama folder): tokenize, generate, prompt
 
-A source is an asset name, a folder written by a transferlm pipeline (`transferlm_pipeline.json`),
+A source is an asset name, a folder written by a transferlm pipeline (`transferlm_pipeline.json`;
+or a ULMFiT LSTM classifier's, config.json model_type "lstm_classifier"),
 a Hugging Face folder (an encoder, or a decoder when config.json says gpt2 / llama or a
 *ForCausalLM architecture) or a .gguf file. Each served model turns a list of inputs into a list
 of results in one forward pass (`run_batch`); the batching itself is in batching.py, the HTTP in
@@ -166,6 +168,12 @@ class PipelineModel(ServedModel):
         return self.pipeline.task == "pair"
 
     def count_tokens(self, text: str, pair: str | None = None) -> int:
+        p = self.pipeline
+        if hasattr(p, "_special_id"):  # a GPT-1 DecoderClassifier adds <start> [<delim>] <extract> itself
+            o = p.options
+            specials = p._special_id(o.start_token) + p._special_id(o.extract_token) + (
+                p._special_id(o.delimiter_token) if pair is not None else [])
+            return len(self.tokenizer.encode(text, pair, add_special_tokens=False).ids) + len(specials)
         return len(self.tokenizer.encode(text, pair).ids)
 
     def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
@@ -181,6 +189,28 @@ class PipelineModel(ServedModel):
             return [[{"label": e.get("label", e.get("tag")), "text": e["text"], "start": e["start"],
                       "end": e["end"], "score": float(e["score"])} for e in row] for row in rows]
         return super().run_batch(task, inputs)
+
+
+class UlmfitModel(PipelineModel):
+    """A ULMFiT LSTM classifier (pipelines/ulmfit.py): a word vocabulary, no subword tokenizer with
+    character offsets, so it serves /classify only; inputs are counted in its words."""
+
+    def __init__(self, name: str, source: str, pipeline: Any) -> None:
+        ServedModel.__init__(self, name, source, None, int(pipeline.max_length))
+        self.pipeline, self.kind, self.tasks = pipeline, "classifier", ("classify",)
+        self.labels = list(pipeline.labels)
+
+    def count_tokens(self, text: str, pair: str | None = None) -> int:
+        p = self.pipeline  # UlmfitClassifier.encode, before its cut to max_length
+        return max(1, sum(len(p.vocab.encode_line(line, p.model.config.tokenizer))
+                          for line in text.splitlines() if line.strip()))
+
+    def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
+        if task != "classify":
+            return super().run_batch(task, inputs)
+        probs = self.pipeline.predict_proba([x[0] for x in inputs])  # (N, K); single texts only
+        return [sorted(({"label": lab, "score": float(p)} for lab, p in zip(self.labels, row)),
+                       key=lambda d: -d["score"]) for row in probs]
 
 
 class DecoderModel(ServedModel):
@@ -306,6 +336,14 @@ def load_model(name: str, source: str) -> ServedModel:
         if path.suffix != ".gguf":
             raise ModelLoadError(f"--model {name}={source}: expected a .gguf file or a model folder")
         return DecoderModel(name, source, Decoder.from_pretrained(path), ByteLevelBPETokenizer.from_gguf(path), path)
+    from ..models.lstm import is_lstm_folder
+    from ..pipelines.ulmfit import is_lstm_classifier_folder
+
+    if is_lstm_classifier_folder(path):
+        return UlmfitModel(name, source, pipeline_base.load(path))
+    if is_lstm_folder(path):
+        raise ModelLoadError(f"--model {name}={source}: an LSTM language model; fine-tune it into a classifier "
+                             f"(transferlm finetune --task classify --model {source}) and serve that folder")
     if (path / pipeline_base.PIPELINE_FILE).is_file():
         task = pipeline_base.read_pipeline_config(path)["task"]
         if task == "qa":
