@@ -69,12 +69,12 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def start_server(mode: str, threads: int, model: str = "minilm") -> tuple[subprocess.Popen, str]:
+def start_server(mode: str, threads: int, model: str = "minilm", http: str = "auto") -> tuple[subprocess.Popen, str]:
     """mode: off (one request per pass), on (the server's defaults), on:C (--pass-cost-tokens C)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)}
     extra = ["--no-batching"] if mode == "off" else (["--pass-cost-tokens", mode[3:]] if mode.startswith("on:") else [])
     cmd = [sys.executable, "-m", "transferlm", "serve", "--model", model, "--host", "127.0.0.1", "--port", "0",
-           "--threads", str(threads), "--log-level", "warning"] + extra
+           "--threads", str(threads), "--log-level", "warning", "--http", http] + extra
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -203,7 +203,7 @@ def main_generate(args) -> int:
           f"{args.seconds:.0f} s per mode, {args.new_tokens} greedy new tokens each; server --threads {args.threads}")
     results = {}
     for mode in args.modes.split(","):
-        proc, url = start_server(mode, args.threads, "smollm2")
+        proc, url = start_server(mode, args.threads, "smollm2", args.http)
         try:
             with httpx.Client(base_url=url, timeout=600) as c:  # warm up
                 c.post("/generate", json={"inputs": texts[0], "parameters": {"max_new_tokens": 4}}).raise_for_status()
@@ -283,6 +283,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--task", default="embed", choices=["embed", "generate"],
                     help="embed: MiniLM /embed (default); generate: SmolLM2 /generate, continuous batching")
+    ap.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
+                    help="the servers' HTTP parser (transferlm serve --http; default: auto)")
     ap.add_argument("--new-tokens", type=int, default=32, help="--task generate: tokens per request (default: 32)")
     args = ap.parse_args()
     if args.task == "generate":
@@ -292,7 +294,7 @@ def main() -> int:
 
     lens = sorted(len(load_tokenizer(assets.path("minilm")).encode(t).ids) for t in texts)
     print(f"{len(texts)} BBC sentences, tokens: min {lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]}; "
-          f"{args.clients} clients x {args.seconds:.0f} s per mode; server --threads {args.threads}")
+          f"{args.clients} clients x {args.seconds:.0f} s per mode; server --threads {args.threads} --http {args.http}")
     cost = calibrate(args.threads) if args.calibrate else None
     results = {}
     for mode in args.modes.split(","):
@@ -300,7 +302,7 @@ def main() -> int:
             if cost is None:
                 raise SystemExit("--modes on:auto needs --calibrate")
             mode = f"on:{cost:.0f}"
-        proc, url = start_server(mode, args.threads)
+        proc, url = start_server(mode, args.threads, http=args.http)
         try:
             with httpx.Client(base_url=url, timeout=60) as c:  # warm up: first passes allocate
                 for t in texts[:16]:

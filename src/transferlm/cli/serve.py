@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-input-tokens", type=int, default=None,
                    help="cap on an input's tokens below each model's own limit (default: the model's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the forward passes (default: torch's)")
+    p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
+                   help="uvicorn's HTTP parser (default: auto = httptools, the C parser, when installed)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default: info)")
     p.set_defaults(func=run)
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving {', '.join(app.state.server.models)} on http://{host}:{port}/ (API docs at /docs)",
           file=sys.stderr, flush=True)
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5)).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, http=args.http,
+                                            timeout_graceful_shutdown=5)).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: the normal way out
         pass
     print("stopped", file=sys.stderr)

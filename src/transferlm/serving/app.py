@@ -51,9 +51,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal, Union
 
+import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
@@ -433,15 +435,17 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
         route("tokenize", tokenize, TokenizeRequest, "subword tokens with ids and character offsets")
 
     if "embed" in tasks:
-        async def embed(body: EmbedRequest) -> dict[str, Any]:
+        async def embed(body: EmbedRequest) -> Response:
             m = srv.pick("embed", body.model)
             assert isinstance(m, EncoderModel)
             texts = srv.texts(body.inputs)
             encs, lengths = m.prepare(texts, body.truncate)
             srv.check_lengths(m, lengths, body.truncate)
             payloads = [EmbedInput(e, body.pooling, body.normalize) for e in encs]
-            vecs = await srv.batched(m, "embed", payloads, [len(e.ids) for e in encs])
-            return {"model": m.name, "dim": len(vecs[0]), "embeddings": vecs}
+            vecs = np.stack(await srv.batched(m, "embed", payloads, [len(e.ids) for e in encs]))  # (N, C)
+            # one numpy -> JSON encode (orjson), not a walk over N x C Python floats
+            return Response(orjson.dumps({"model": m.name, "dim": int(vecs.shape[1]), "embeddings": vecs},
+                                         option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
         route("embed", embed, EmbedRequest, "sentence vectors (mean or [CLS] pooling)")
 
     if "classify" in tasks:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from ..data import assets
@@ -130,21 +131,25 @@ class EncoderModel(ServedModel):
             full = contextual.encode(texts, self.tokenizer, self.max_tokens)
         return full, lengths
 
-    def run_batch(self, task: str, inputs: list[EmbedInput]) -> list[list[float]]:
+    def run_batch(self, task: str, inputs: list[EmbedInput]) -> list[np.ndarray]:
+        """One float32 vector (C,) per input, pooled for the whole pass at once (rows of one array)."""
         if task != "embed":
             return super().run_batch(task, inputs)
-        out: list[list[float] | None] = [None] * len(inputs)
+        out: list[np.ndarray | None] = [None] * len(inputs)
         encs = [x.enc for x in inputs]
         with torch.inference_mode():
             # one pass: batch_size = all inputs (the batcher sized it); padded to its longest
             for idx, x, am in contextual.run_batches(encs, self.model, (self.last,), "mean", len(encs), self.pad_id):
+                v = contextual.mean_pool(x, am)  # (B, C)
+                cls = torch.tensor([inputs[i].pooling == "cls" for i in idx])  # (B,)
+                if bool(cls.any()):
+                    v = torch.where(cls[:, None], contextual.cls_pool(x), v)
+                norm = torch.tensor([inputs[i].normalize for i in idx])  # (B,)
+                if bool(norm.any()):
+                    v = torch.where(norm[:, None], contextual.l2_normalize(v), v)
+                rows = v.float().numpy()  # (B, C): one conversion for the pass
                 for r, i in enumerate(idx):
-                    row = x[r:r + 1]  # (1, T, C)
-                    mask = am[r:r + 1] if am is not None else None
-                    v = contextual.mean_pool(row, mask) if inputs[i].pooling == "mean" else contextual.cls_pool(row)
-                    if inputs[i].normalize:
-                        v = contextual.l2_normalize(v)
-                    out[i] = v[0].float().tolist()
+                    out[i] = rows[r]
         return out  # type: ignore[return-value]
 
 
