@@ -4,9 +4,10 @@
     transferlm serve --model topics=runs/clf --model ner=runs/tagger --model smol=smollm2 --port 8000
 
 Each --model is NAME=SOURCE (or SOURCE, named after the asset or folder): an asset (minilm,
-smollm2), a folder written by `transferlm finetune` (a classifier or tagger), a Hugging Face
-encoder or decoder folder, or a .gguf file. Endpoints follow what the models can do (/tokenize,
-/embed, /classify, /tag, /generate, /generate_stream), with /health, /metrics, the API
+smollm2), a folder written by `transferlm finetune` (a classifier -- encoder, GPT-1 decoder or
+ULMFiT LSTM -- or a tagger), a Hugging Face encoder or decoder folder, or a .gguf file. Endpoints
+follow what the models can do (/tokenize, /embed, /classify, /tag, /generate, /generate_stream,
+/prompt), with /health, /metrics, the API
 documentation at /docs and a page to try the models at /. Binds 127.0.0.1 unless --host says
 otherwise. Ctrl-C stops it.
 
