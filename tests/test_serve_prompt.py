@@ -72,6 +72,7 @@ def test_prompt_errors_say_what_is_wrong(served):
         ({**base, "labels": "sport"}, "labels: expected a list of labels or an object"),
         ({**base, "calibrate": "platt"}, "calibrate"),
         ({"inputs": "Shares fell."}, "missing field 'labels'"),
+        ({**base, "chat": True}, "chat"),  # the tiny GPT-2 folder has no chat template
     ]
     for body, words in cases:
         r = served.post("/prompt", json=body)
