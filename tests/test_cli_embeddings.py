@@ -63,6 +63,14 @@ def test_user_errors(tmp_path, capsys) -> None:
     empty.write_text("\n")
     assert main(["embeddings", "train", str(empty), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "empty.txt: empty corpus" in capsys.readouterr().err
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"the cat sat\nun caf\xe9 noir\n")
+    for algo in ("word2vec", "glove"):
+        assert main(["embeddings", "train", "--algo", algo, str(latin1), "--out", str(tmp_path / "o"),
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"{latin1}:2: not valid UTF-8 (byte 0xe9 at column 7); expected UTF-8 text" in err
+    assert not (tmp_path / "o").exists()
     bad = tmp_path / "bad.txt"
     bad.write_text("2 3\nx 1 2 3\ny 1 2\n")
     assert main(["embeddings", "evaluate", "--vectors", str(bad)]) == 2

@@ -15,9 +15,9 @@ from torch.nn import functional as F
 from transferlm.cli import main as cli_main
 from transferlm.data import assets
 from transferlm.models.lstm import (LSTMConfig, LSTMLanguageModel, StreamLM, TBPTTBlocks, WordVocab,
-                                    embedding_dropout, is_lstm_folder, lm_loss, locked_dropout, perplexity,
-                                    tokenize)
-from transferlm.pipelines.ulmfit import LMTrainConfig, UlmfitClassifier, train_lm
+                                    embedding_dropout, folder_model_type, is_lstm_folder, lm_loss, locked_dropout,
+                                    perplexity, tokenize)
+from transferlm.pipelines.ulmfit import LMTrainConfig, UlmfitClassifier, is_lstm_classifier_folder, train_lm
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,12 @@ def test_model_shapes_tying_and_save_load(ptb, tmp_path):
     b = lm(x[:, 10:], a["hidden"])
     torch.testing.assert_close(torch.cat([a["logits"], b["logits"]], 1), out["logits"], atol=1e-5, rtol=1e-5)
     lm.save_pretrained(tmp_path / "m", vocab)
-    assert is_lstm_folder(tmp_path / "m")
+    assert is_lstm_folder(tmp_path / "m") and not is_lstm_classifier_folder(tmp_path / "m")
+    assert folder_model_type(tmp_path / "m") == "lstm_lm" and folder_model_type(tmp_path) is None  # no config.json
+    for i, bad in enumerate((b"[1]", b"{not json", b'{"model_type": "lstm_lm\xff"}')):  # not an object / JSON / UTF-8
+        (tmp_path / f"bad{i}").mkdir()
+        (tmp_path / f"bad{i}" / "config.json").write_bytes(bad)
+        assert folder_model_type(tmp_path / f"bad{i}") is None and not is_lstm_folder(tmp_path / f"bad{i}")
     lm2, vocab2 = LSTMLanguageModel.from_pretrained(tmp_path / "m")
     assert lm2.decoder.weight is lm2.embed.weight and vocab2.itos == vocab.itos
     torch.testing.assert_close(lm2.eval()(x)["logits"], out["logits"])
@@ -288,6 +293,7 @@ def test_finetune_cli_on_an_lstm_folder(bbc_lm, tmp_path, capsys):
             "--dev", str(tmp_path / "dev.jsonl"), "--out", str(tmp_path / "out"), "--no-progress",
             "--epochs", "20", "--max-length", "80"]
     assert cli_main(args) == 0
+    assert is_lstm_classifier_folder(tmp_path / "out" / "model") and not is_lstm_folder(tmp_path / "out" / "model")
     clf = UlmfitClassifier.from_pretrained(tmp_path / "out" / "model")
     texts, ys = [t for t, _ in train], [y for _, y in train]
     acc = clf.evaluate(texts, ys)["accuracy"]

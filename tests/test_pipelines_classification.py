@@ -107,6 +107,8 @@ def test_new_from_encoder_instance_and_errors():
         TextClassifier.new(enc, labels=["a", "b"])
     with pytest.raises(KeyError, match="unknown label 'c'"):
         clf.evaluate(["x"], ["c"])
+    with pytest.raises(ValueError, match="2 texts but 1 labels"):
+        clf.features(["x", "y"], None, ["a"])
     with pytest.raises(TypeError, match="unknown option"):
         TextClassifier.new("minilm", labels=["a"], poolin="cls")
     with pytest.raises(FileNotFoundError, match="not a model folder"):

@@ -181,6 +181,12 @@ def test_bad_options(gpt2_folder):
         TextClassifier.new(gpt2_folder, labels=["a", "b"], pooling="cls")
     with pytest.raises(ValueError, match="aux_lm_weight"):
         TextClassifier.new(gpt2_folder, labels=["a", "b"], aux_lm_weight=-1)
+    clf = TextClassifier.new(gpt2_folder, labels=["a", "b"], max_length=16)
+    assert [f["labels"] for f in clf.features(["x", "y"], None, ["b", "a"])] == [1, 0]
+    with pytest.raises(KeyError, match="example 1: unknown label 'c'"):
+        clf.features(["x", "y"], None, ["a", "c"])
+    with pytest.raises(ValueError, match="2 texts but 1 labels"):
+        clf.features(["x", "y"], None, ["a"])
     from transferlm.pipelines import Tagger
 
     with pytest.raises(TypeError, match="decoder"):

@@ -270,6 +270,15 @@ def test_nearest_classifier_uses_each_examples_neighbours(tiny):
     cf = torch.stack([score_labels_full(ref, clf.render(demos, t), clf.label_ids).softmax(-1)
                       for t in ("N/A", "[MASK]", "")]).mean(0)
     torch.testing.assert_close(torch.tensor(list(rec["probs"].values())), (p / cf).softmax(-1), atol=1e-4, rtol=0)
+    # every reading of the same pass: the raw scores, p_cf and the PMI domain scores of the text's own prompt
+    (raw, p_cf, domain), = clf.scores_and_constants([text])
+    torch.testing.assert_close(raw, torch.tensor(list(rec["scores"].values())), atol=1e-6, rtol=0)
+    torch.testing.assert_close(p_cf, cf, atol=1e-4, rtol=0)
+    shared, _ = clf.prompt_parts(demos, "")
+    want = score_labels_full(ref, tok.encode(shared).ids + tok.encode("Topic:").ids, clf.label_ids)
+    torch.testing.assert_close(domain, want, atol=1e-4, rtol=0)
+    with pytest.raises(RuntimeError, match="call fit"):
+        PromptClassifier(ours, tok, ["business", "sport"]).classify([text])
 
 
 # ---- templates and bad input ----------------------------------------------------------------------

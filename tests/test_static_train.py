@@ -15,6 +15,7 @@ from transferlm.data import assets
 from transferlm.embeddings import word2vec as w2v
 from transferlm.embeddings.evaluate import most_similar
 from transferlm.embeddings.glove import GloVe, GloVeConfig, cooccurrence, weighting
+from transferlm.tokenization.io import TokenizerFileError
 
 
 @pytest.fixture(scope="module")
@@ -176,5 +177,5 @@ def test_bad_corpora(tmp_path) -> None:
         GloVe().train(w2v.read_sentences([lonely]), source=str(lonely))
     bad = tmp_path / "latin1.txt"
     bad.write_bytes(b"ok line\ncaf\xe9\n")
-    with pytest.raises(w2v.CorpusError, match=r"latin1.txt:2: not UTF-8"):
+    with pytest.raises(TokenizerFileError, match=r"latin1.txt:2: not valid UTF-8 \(byte 0xe9 at column 4\)"):
         w2v.read_sentences([bad])

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..tokenization.corpus import iter_text_lines
 from .vectors import Vectors
 
 
@@ -73,21 +74,13 @@ class CorpusError(ValueError):
 
 def read_sentences(files: Sequence[str | Path], lowercase: bool = False) -> list[list[str]]:
     """One sentence per line, tokens split on whitespace (gensim's LineSentence); blank lines skipped.
-    A line that is not UTF-8 is an error naming the file and line."""
+    A line that is not UTF-8 raises `TokenizerFileError` naming the file, line and column
+    (`iter_text_lines`, the one reader of training text)."""
     out: list[list[str]] = []
-    for f in files:
-        path = Path(f)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise CorpusError(f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start})") from None
-                toks = (line.lower() if lowercase else line).split()
-                if toks:
-                    out.append(toks)
+    for line in iter_text_lines(files):
+        toks = (line.lower() if lowercase else line).split()
+        if toks:
+            out.append(toks)
     return out
 
 

@@ -256,14 +256,20 @@ class LSTMLanguageModel(nn.Module):
         return model, vocab
 
 
-def is_lstm_folder(folder: str | os.PathLike) -> bool:
+def folder_model_type(folder: str | os.PathLike) -> str | None:
+    """config.json's "model_type" in `folder`; None without a readable config.json holding a JSON object
+    (a probe: the loaders report what is wrong with a folder)."""
     f = Path(folder) / "config.json"
     if not f.is_file():
-        return False
+        return None
     try:
-        return json.loads(f.read_text(encoding="utf-8")).get("model_type") == MODEL_TYPE
-    except (json.JSONDecodeError, AttributeError):
-        return False
+        return json.loads(f.read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, AttributeError):  # not UTF-8 / not JSON (both ValueErrors), or not an object
+        return None
+
+
+def is_lstm_folder(folder: str | os.PathLike) -> bool:
+    return folder_model_type(folder) == MODEL_TYPE
 
 
 def read_config(folder: str | os.PathLike) -> LSTMConfig:

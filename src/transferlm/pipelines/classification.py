@@ -105,22 +105,25 @@ class TextClassifier(Pipeline):
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
 
+    def _add_labels(self, feats: list[dict[str, Any]], labels: Sequence[str] | None) -> list[dict[str, Any]]:
+        """Each example's "labels": the index of its label in `self.labels` (none without labels)."""
+        if labels is None:
+            return feats
+        if len(labels) != len(feats):
+            raise ValueError(f"{len(feats)} texts but {len(labels)} labels")
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        for k, (f, lab) in enumerate(zip(feats, map(str, labels))):
+            if lab not in index:
+                raise KeyError(f"example {k}: unknown label {lab!r}; the labels are {self.labels}")
+            f["labels"] = index[lab]
+        return feats
+
     def features(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
                  labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
         self._check_pairs(texts, pairs)
         encs = self.tokenizer.encode_batch(list(texts), list(pairs) if pairs is not None else None,
                                            padding=None, max_length=self.max_length)
-        feats = []
-        index = {lab: i for i, lab in enumerate(self.labels)}
-        for k, e in enumerate(encs):
-            f: dict[str, Any] = {"input_ids": e.ids, "token_type_ids": e.type_ids}
-            if labels is not None:
-                lab = str(labels[k])
-                if lab not in index:
-                    raise KeyError(f"example {k}: unknown label {lab!r}; the labels are {self.labels}")
-                f["labels"] = index[lab]
-            feats.append(f)
-        return feats
+        return self._add_labels([{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encs], labels)
 
     # ------------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[str], *, pairs: Sequence[str] | None = None,

@@ -185,19 +185,12 @@ class DecoderClassifier(TextClassifier):
         room = self.max_length - len(start) - len(delim) - len(extract)
         encs = self.tokenizer.encode_batch(list(texts), list(pairs) if pairs is not None else None,
                                            add_special_tokens=False, max_length=room)
-        index = {lab: i for i, lab in enumerate(self.labels)}
         feats = []
-        for k, e in enumerate(encs):
+        for e in encs:
             a = [i for i, s in zip(e.ids, e.sequence_ids) if s == 0]
             b = [i for i, s in zip(e.ids, e.sequence_ids) if s == 1]
-            f: dict[str, Any] = {"input_ids": start + a + (delim + b if pairs is not None else []) + extract}
-            if labels is not None:
-                lab = str(labels[k])
-                if lab not in index:
-                    raise KeyError(f"example {k}: unknown label {lab!r}; the labels are {self.labels}")
-                f["labels"] = index[lab]
-            feats.append(f)
-        return feats
+            feats.append({"input_ids": start + a + (delim + b if pairs is not None else []) + extract})
+        return self._add_labels(feats, labels)
 
     # ------------------------------------------------------------------ saving and loading
     def _save_body(self, folder: Path) -> None:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..fileio import atomic_write_text
 from ..heads.classification import ClassificationHead
 from ..models.lstm import (EpochDecay, LSTMConfig, LSTMLanguageModel, StreamLM, StreamState, TBPTTBlocks,
-                           WordVocab, first_item, perplexity)
+                           WordVocab, first_item, folder_model_type, perplexity)
 from ..training.optim import GradualUnfreezing, build_optimizer
 from ..training.schedules import build_scheduler
 from ..training.trainer import Trainer, TrainerConfig, seed_everything
@@ -45,13 +45,7 @@ CLASSIFIER_TYPE = "lstm_classifier"
 
 def is_lstm_classifier_folder(folder: str | os.PathLike) -> bool:
     """A folder saved by `UlmfitClassifier.save_pretrained` (config.json model_type "lstm_classifier")."""
-    f = Path(folder) / "config.json"
-    if not f.is_file():
-        return False
-    try:
-        return json.loads(f.read_text(encoding="utf-8")).get("model_type") == CLASSIFIER_TYPE
-    except (ValueError, AttributeError):
-        return False
+    return folder_model_type(folder) == CLASSIFIER_TYPE
 ULMFIT_LAYER_DECAY = 2.6  # ULMFiT sec. 3.2: eta^{l-1} = eta^l / 2.6
 ULMFIT_BETAS = (0.7, 0.99)  # ULMFiT sec. 4: Adam with beta1 0.7, beta2 0.99
 

@@ -24,7 +24,7 @@ What this file does not do: generate free text (models/decoder.py `generate`), t
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,20 +285,25 @@ class PromptClassifier:
             self._calibrate_constants(self.fixed, "all")
         return self.fixed.p_cf, self.fixed.domain
 
-    def scores_and_constants(self, texts: Sequence[str], progress: bool = False) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """(raw scores, p_cf, PMI domain scores) per text, whatever `calibrate` says: every reading of one pass."""
+    def _contexts(self, texts: Sequence[str], progress: bool) -> Iterator[tuple[int, str, _Context]]:
+        """(i, clipped text, its context) per text: the fixed prompt, or a new context of the text's
+        nearest demonstrations (without calibration constants yet)."""
         from tqdm.auto import tqdm
 
         if self.fixed is None and self.selector is None:
             raise RuntimeError("call fit(training examples) first (it holds the demonstrations)")
         texts = [self.clip(t) for t in texts]
         vectors = self.selector.embed(texts) if self.selector is not None else None
-        out = []
         for i, text in enumerate(tqdm(texts, desc="prompt", unit="ex", disable=not progress, file=sys.stderr)):
             if self.selector is not None:
-                ctx = self._context(self.selector.select(vectors[i], self.options.shots * len(self.labels)))
+                yield i, text, self._context(self.selector.select(vectors[i], self.options.shots * len(self.labels)))
             else:
-                ctx = self.fixed
+                yield i, text, self.fixed
+
+    def scores_and_constants(self, texts: Sequence[str], progress: bool = False) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """(raw scores, p_cf, PMI domain scores) per text, whatever `calibrate` says: every reading of one pass."""
+        out = []
+        for i, text, ctx in self._contexts(texts, progress):
             if ctx.p_cf is None or ctx.domain is None:
                 self._calibrate_constants(ctx, "all")
             out.append((self._scores(ctx, self._example_ids(ctx, text, f"text {i}")[0]), ctx.p_cf, ctx.domain))
@@ -309,21 +314,11 @@ class PromptClassifier:
 
     def classify(self, texts: Sequence[str], where: Sequence[str] | None = None, progress: bool = False):
         """One record per text: label, raw scores, calibrated scores, demonstrations used, clipped tokens."""
-        from tqdm.auto import tqdm
-
-        if self.fixed is None and self.selector is None:
-            raise RuntimeError("call fit(training examples) first (it holds the demonstrations)")
-        texts = [self.clip(t) for t in texts]
-        vectors = self.selector.embed(texts) if self.selector is not None else None
         out = []
-        for i, text in enumerate(tqdm(texts, desc="prompt", unit="ex", disable=not progress, file=sys.stderr)):
-            at = where[i] if where is not None else f"text {i}"
-            if self.selector is not None:
-                ctx = self._context(self.selector.select(vectors[i], self.options.shots * len(self.labels)))
+        for i, text, ctx in self._contexts(texts, progress):
+            if self.selector is not None:  # the text's own demonstrations: its own constants
                 self._calibrate_constants(ctx)
-            else:
-                ctx = self.fixed
-            ids, clipped = self._example_ids(ctx, text, at)
+            ids, clipped = self._example_ids(ctx, text, where[i] if where is not None else f"text {i}")
             out.append(self._record(ctx, self._scores(ctx, ids), clipped))
         return out
 
