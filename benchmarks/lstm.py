@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 RUNS = ROOT / "runs" / "bench-lstm"
-EPOCHS, DECAY_START = 4, 2
+EPOCHS, DECAY_START = 7, 4
 PTB_RUNS = {
     "small": ["--preset", "zaremba-small"],
     "awd": ["--preset", "awd-small"],
@@ -54,7 +54,7 @@ COMMON = ["--epochs", str(EPOCHS), "--decay-start", str(DECAY_START), "--precisi
 
 
 def cli(args: list[str], minutes: float | None = None) -> tuple[int, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="2")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=os.environ.get("BENCH_THREADS", "2"))
     cmd = [sys.executable, "-m", "transferlm", *args]
     print("$", " ".join(cmd), flush=True)
     try:

@@ -1,8 +1,17 @@
-"""Load test of `transferlm serve` /embed with MiniLM: dynamic batching on vs one request at a time.
+"""Load test of `transferlm serve`: /embed with MiniLM (dynamic batching) or /generate with SmolLM2
+(continuous batching), batching on vs one request at a time.
 
     flock /tmp/heavy.lock python benchmarks/serve.py                # 32 clients, 20 s per mode
     python benchmarks/serve.py --clients 8 --seconds 5 --modes on   # a quick look
     python benchmarks/serve.py --calibrate --modes off,on,on:auto   # + the pass-cost fit, used by a server
+    flock /tmp/heavy.lock python benchmarks/serve.py --task generate --clients 8 --seconds 60
+
+--task generate: a server with `--model smollm2`; N clients each send greedy /generate requests
+(a real BBC News sentence of 5 to 60 tokens as the prompt, --new-tokens tokens, default 32) for T
+seconds, waiting for each answer. Printed per mode: generated tokens/s, p50 / p99 request
+latency, the mean sequences per decode step (from /metrics), the ratio of the batched to the
+one-at-a-time tokens/s, and how many prompts answered in both modes got different tokens (greedy
+outputs must be identical: continuous batching changes the schedule, not the result).
 
 For each mode a server is started as its own process (`transferlm serve --model minilm`, on
 127.0.0.1 only, `--threads 2`), then N concurrent clients send one real BBC News sentence each per
@@ -60,12 +69,12 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def start_server(mode: str, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(mode: str, threads: int, model: str = "minilm", http: str = "auto") -> tuple[subprocess.Popen, str]:
     """mode: off (one request per pass), on (the server's defaults), on:C (--pass-cost-tokens C)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)}
     extra = ["--no-batching"] if mode == "off" else (["--pass-cost-tokens", mode[3:]] if mode.startswith("on:") else [])
-    cmd = [sys.executable, "-m", "transferlm", "serve", "--model", "minilm", "--host", "127.0.0.1", "--port", "0",
-           "--threads", str(threads), "--log-level", "warning"] + extra
+    cmd = [sys.executable, "-m", "transferlm", "serve", "--model", model, "--host", "127.0.0.1", "--port", "0",
+           "--threads", str(threads), "--log-level", "warning", "--http", http] + extra
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -136,6 +145,99 @@ async def load(url: str, texts: list[str], clients: int, seconds: float, seed: i
             "bad_sent": bad["sent"], "bad_wrong": bad["wrong"][:3]}
 
 
+def prompts(n: int, seed: int = 0) -> list[str]:
+    """Real BBC News sentences of 5..60 SmolLM2 tokens, as generation prompts (a seeded sample)."""
+    from transferlm.tokenization.bpe import ByteLevelBPETokenizer
+
+    tok = ByteLevelBPETokenizer.from_gguf(assets.path("smollm2"))
+    pool = [s for text, _ in assets.bbc_news() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split()))]
+    random.Random(seed).shuffle(pool)
+    return [s for s in pool if 5 <= len(tok.encode(s).ids) <= 60][:n]
+
+
+async def load_generate(url: str, texts: list[str], clients: int, seconds: float, new_tokens: int,
+                        seed: int) -> dict:
+    lat: list[float] = []
+    failures: list[str] = []
+    outputs: dict[str, list[int]] = {}
+    tokens = 0
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        async def worker(k: int) -> None:
+            nonlocal tokens
+            rng = random.Random(seed * 1000 + k)
+            while time.perf_counter() < stop_at:
+                t = rng.choice(texts)
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post("/generate", json={"inputs": t, "parameters": {"max_new_tokens": new_tokens}})
+                    ok = r.status_code == 200
+                except Exception as e:  # noqa: BLE001 - counted as a failure
+                    ok, r = False, e
+                if ok:
+                    lat.append(time.perf_counter() - t0)
+                    tokens += r.json()["tokens"]
+                    outputs[t] = r.json()["token_ids"]
+                else:
+                    failures.append(str(getattr(r, "text", r))[:200])
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(clients)))
+        elapsed = time.perf_counter() - t0
+        m = (await client.get("/metrics")).text
+    sizes = {k: float(v) for k, v in
+             re.findall(r'transferlm_batch_size_(sum|count)\{model="smollm2",task="generate"\} (\S+)', m)}
+    lat.sort()
+    return {"requests": len(lat), "failed": len(failures), "failures": failures[:3], "seconds": round(elapsed, 2),
+            "tokens": tokens, "tok_s": tokens / elapsed, "rps": len(lat) / elapsed,
+            "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
+            "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
+            "mean_rows": sizes["sum"] / sizes["count"] if sizes.get("count") else 1.0,  # off: one at a time
+            "outputs": outputs}
+
+
+def main_generate(args) -> int:
+    texts = prompts(64, args.seed)  # a small pool: most prompts are answered in both modes
+    print(f"{len(texts)} BBC sentences as prompts (5..60 SmolLM2 tokens); {args.clients} clients x "
+          f"{args.seconds:.0f} s per mode, {args.new_tokens} greedy new tokens each; server --threads {args.threads}")
+    results = {}
+    for mode in args.modes.split(","):
+        proc, url = start_server(mode, args.threads, "smollm2", args.http)
+        try:
+            with httpx.Client(base_url=url, timeout=600) as c:  # warm up
+                c.post("/generate", json={"inputs": texts[0], "parameters": {"max_new_tokens": 4}}).raise_for_status()
+            res = asyncio.run(load_generate(url, texts, args.clients, args.seconds, args.new_tokens, args.seed))
+        finally:
+            proc.send_signal(2)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        results[mode] = res
+        print(f"batching {mode:6s}: {res['tok_s']:7.1f} tokens/s  {res['rps']:5.2f} req/s  p50 {res['p50_ms']:7.0f} ms  "
+              f"p99 {res['p99_ms']:7.0f} ms  {res['requests']} ok, {res['failed']} failed; "
+              f"mean {res['mean_rows']:.1f} sequences/step")
+        for f in res["failures"]:
+            print("   ", f)
+    summary = {"task": "generate", "clients": args.clients, "seconds": args.seconds, "new_tokens": args.new_tokens,
+               "threads": args.threads,
+               **{f"{k}_{mode}": (round(v, 2) if isinstance(v, float) else v) for mode, r in results.items()
+                  for k, v in r.items() if k in ("tok_s", "rps", "p50_ms", "p99_ms", "requests", "failed", "mean_rows")}}
+    ok = all(r["failed"] == 0 for r in results.values())
+    if "on" in results and "off" in results:
+        ratio = results["on"]["tok_s"] / results["off"]["tok_s"]
+        both = set(results["on"]["outputs"]) & set(results["off"]["outputs"])
+        differ = sum(results["on"]["outputs"][t] != results["off"]["outputs"][t] for t in both)
+        print(f"continuous batching: {ratio:.2f}x the tokens/s of one sequence at a time; "
+              f"{len(both)} prompts answered in both modes, {differ} with different greedy tokens")
+        summary.update(speedup=round(ratio, 2), prompts_in_both=len(both), greedy_differ=differ)
+        ok = ok and differ == 0
+    summary["all_clean"] = ok
+    print(json.dumps(summary))
+    return 0 if ok else 1
+
+
 def calibrate(threads: int) -> float:
     """Forward time of MiniLM for B x T token batches; the fixed cost of a pass in token-equivalents."""
     import numpy as np
@@ -179,13 +281,20 @@ def main() -> int:
     ap.add_argument("--calibrate", action="store_true",
                     help="first time MiniLM forward passes of B x T tokens and fit time = fixed + per_token x B*T")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", default="embed", choices=["embed", "generate"],
+                    help="embed: MiniLM /embed (default); generate: SmolLM2 /generate, continuous batching")
+    ap.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
+                    help="the servers' HTTP parser (transferlm serve --http; default: auto)")
+    ap.add_argument("--new-tokens", type=int, default=32, help="--task generate: tokens per request (default: 32)")
     args = ap.parse_args()
+    if args.task == "generate":
+        return main_generate(args)
     texts = sentences(2000, args.seed)
     from transferlm.tokenization.io import load_tokenizer
 
     lens = sorted(len(load_tokenizer(assets.path("minilm")).encode(t).ids) for t in texts)
     print(f"{len(texts)} BBC sentences, tokens: min {lens[0]}, median {lens[len(lens) // 2]}, max {lens[-1]}; "
-          f"{args.clients} clients x {args.seconds:.0f} s per mode; server --threads {args.threads}")
+          f"{args.clients} clients x {args.seconds:.0f} s per mode; server --threads {args.threads} --http {args.http}")
     cost = calibrate(args.threads) if args.calibrate else None
     results = {}
     for mode in args.modes.split(","):
@@ -193,7 +302,7 @@ def main() -> int:
             if cost is None:
                 raise SystemExit("--modes on:auto needs --calibrate")
             mode = f"on:{cost:.0f}"
-        proc, url = start_server(mode, args.threads)
+        proc, url = start_server(mode, args.threads, http=args.http)
         try:
             with httpx.Client(base_url=url, timeout=60) as c:  # warm up: first passes allocate
                 for t in texts[:16]:

@@ -107,7 +107,7 @@ def make_tagger(folder: Path) -> tuple[Path, list[tuple[list[str], list[str]]]]:
     return folder, data
 
 
-def make_gpt2(folder: Path) -> Path:
+def make_gpt2(folder: Path, positions: int = 128) -> Path:
     """A random 2-layer GPT-2 with a 400-token byte-level BPE learned on PTB text, as an HF folder."""
     from transferlm.tokenization.bpe import ByteLevelBPETokenizer
 
@@ -117,5 +117,5 @@ def make_gpt2(folder: Path) -> Path:
     tok.save_pretrained(folder)
     torch.manual_seed(0)
     Decoder(preset("gpt-mini", vocab_size=len(tok.vocab), num_layers=2, hidden_size=32, num_heads=2,
-                   intermediate_size=64, max_position_embeddings=128, eos_token_id=None)).save_pretrained(folder)
+                   intermediate_size=64, max_position_embeddings=positions, eos_token_id=None)).save_pretrained(folder)
     return folder

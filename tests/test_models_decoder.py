@@ -218,6 +218,48 @@ def test_left_padded_batch_generates_like_each_prompt_alone(tiny):
     assert torch.equal(out[1, 4:], tiny.generate(b, max_new_tokens=6)[0])
 
 
+def test_decode_batch_joins_and_leaves_like_each_prompt_alone(tiny):
+    """Continuous batching: prompts of lengths 7, 3, 11, 5 join a running batch at steps 0, 2, 3
+    and 6, each decodes its own number of tokens and leaves; logits match each prompt run alone
+    (`stream`) at every step, and the greedy tokens are the same."""
+    from transferlm.models.decoder import DecodeBatch
+
+    prompts = [_ids(97, B=1, T=T, seed=20 + T)[0].tolist() for T in (7, 3, 11, 5)]
+    joins, lengths = [0, 2, 3, 6], [9, 4, 6, 5]
+    alone = [tiny.generate(torch.tensor([p]), max_new_tokens=n)[0, len(p):].tolist()
+             for p, n in zip(prompts, lengths)]
+    batch = DecodeBatch(tiny)
+    rows: list[int] = []  # which prompt each batch row decodes
+    got: list[list[int]] = [[] for _ in prompts]
+    widths = []
+    step = 0
+    with torch.no_grad():
+        while step == 0 or rows:
+            for i, at in enumerate(joins):
+                if at == step:
+                    logits, cache = batch.prefill(prompts[i])
+                    ref = tiny(torch.tensor([prompts[i]])).logits[0, -1]
+                    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+                    got[i].append(int(logits.argmax()))
+                    assert batch.join(cache) == len(rows)
+                    rows.append(i)
+            done = [r for r, i in enumerate(rows) if len(got[i]) == lengths[i]]
+            batch.leave(done)
+            rows = [i for r, i in enumerate(rows) if r not in done]
+            if rows:
+                logits = batch.step(torch.tensor([got[i][-1] for i in rows]))  # (B, V)
+                for r, i in enumerate(rows):
+                    full = tiny(torch.tensor([prompts[i] + got[i]])).logits[0, -1]  # alone, recomputed
+                    torch.testing.assert_close(logits[r], full, atol=1e-5, rtol=0)
+                    got[i].append(int(logits[r].argmax()))
+                widths.append(batch.width)
+            step += 1
+    assert got == alone
+    assert max(widths) >= 11 + 3  # the longest prompt padded the others ...
+    assert any(b < a for a, b in zip(widths, widths[1:]))  # ... its padding went when it left ...
+    assert len(batch) == 0 and batch.width == 0  # ... and everyone left
+
+
 def test_stop_tokens_end_rows_and_pad_them(tiny):
     ids = _ids(97, B=2, T=4, seed=9)
     free = tiny.generate(ids, max_new_tokens=8)

@@ -84,7 +84,7 @@ def test_health_models_page_and_docs(client):
     assert h["status"] == "ok"
     kinds = {m["name"]: (m["kind"], m["tasks"]) for m in h["models"]}
     assert kinds == {"minilm": ("encoder", ["tokenize", "embed"]), "topics": ("classifier", ["tokenize", "classify"]),
-                     "ner": ("tagger", ["tokenize", "tag"]), "tiny-gpt": ("decoder", ["tokenize", "generate"]),
+                     "ner": ("tagger", ["tokenize", "tag"]), "tiny-gpt": ("decoder", ["tokenize", "generate", "prompt"]),
                      "rte": ("classifier", ["tokenize", "classify"])}
     assert [m.get("pairs") for m in h["models"]] == [None, None, None, None, True]
     assert client.get("/models").json()["models"] == h["models"]
@@ -98,7 +98,7 @@ def test_health_models_page_and_docs(client):
     assert srcs and all(s.startswith("/") for s in srcs), srcs
     assert all(client.get(s).status_code == 200 for s in srcs)
     schema = client.get("/openapi.json").json()
-    assert {"/tokenize", "/embed", "/classify", "/tag", "/generate", "/generate_stream", "/health",
+    assert {"/tokenize", "/embed", "/classify", "/tag", "/generate", "/generate_stream", "/prompt", "/health",
             "/metrics"} <= set(schema["paths"])
     assert "pooling" in json.dumps(schema["components"]["schemas"]["EmbedRequest"])
     assert set(schema["paths"]["/embed"]["post"]["responses"]) == {"200", "404", "413", "422", "500"}

@@ -149,6 +149,21 @@ def test_page_shows_tokens_classes_entities_and_a_streamed_completion(served, br
     assert drv.find_element(By.ID, "completion-prompt").text == "the company said"
     screenshot(drv, tmp_path, "serve_page.png")
 
+    # classify by prompting: the prompt box's text scored against the labels typed, one bar each
+    labels = drv.find_element(By.ID, "prompt-labels")
+    labels.clear()
+    labels.send_keys("business, sport, tech")
+    drv.find_element(By.ID, "prompt-classify").click()
+    wait.until(lambda d: d.find_element(By.ID, "prompt-status").text.startswith("done"))
+    want = api.post("/prompt", json={"model": "tiny-gpt", "inputs": "the company said",
+                                     "labels": ["business", "sport", "tech"], "overflow": "clip"}).json()["results"][0]
+    rows = drv.find_elements(By.CSS_SELECTOR, "#prompt-classes .class-row")
+    assert [r.find_element(By.CLASS_NAME, "class-label").text for r in rows] == \
+        [d["label"] for d in want["probabilities"]]
+    assert [r.find_element(By.CLASS_NAME, "class-value").text for r in rows] == \
+        [f"{100 * d['score']:.1f}%" for d in want["probabilities"]]
+    assert drv.find_element(By.ID, "prompt-status").text == f"done: {want['label']}"
+
     # an error the API returns is shown to the person, and the page still works after it
     drv.find_element(By.ID, "chat").click()
     drv.find_element(By.ID, "generate").click()

@@ -8,7 +8,9 @@ and BERT-shaped decoders with cross-attention (the decoder half of seq2seq.py).
 Incremental decoding keeps keys/values in a `KVCache`; `generate` does greedy decoding or
 sampling with temperature, top-k and top-p (nucleus, Holtzman et al. 2020), and stops on stop
 tokens; `stream` yields the same tokens one step at a time. Left-padded batches work: positions
-count real tokens only (cumsum of the mask).
+count real tokens only (cumsum of the mask). `DecodeBatch` is continuous batching: sequences
+prefilled one by one join a running batch (their caches left-padded to a common length) and leave
+it when done, each decode step one forward pass over every row (serving/ uses it).
 
 What this file does not do: tokenise (tokenization/), beam search (seq2seq.py has it for
 encoder-decoders), losses (objectives/pretraining.py has the CLM loss).
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from . import checkpoint
 from .config import ModelConfig
@@ -161,6 +164,113 @@ class Decoder(nn.Module):
     def save_pretrained(self, folder: str | Path, architectures: list[str] | None = None) -> Path:
         """Write a folder that transformers' AutoModelForCausalLM loads."""
         return checkpoint.save_model(self, folder, architectures=architectures)
+
+
+class DecodeBatch:
+    """Continuous batching: sequences decoded together, one new token per row per step.
+
+    Iteration-level scheduling (Yu et al. 2022, "Orca", sec. 3.2; text-generation-inference's
+    continuous batching): a sequence joins at a step boundary after its own prefill and leaves as
+    soon as it is done, so the batch is never held back by its longest member.
+
+        logits, cache = batch.prefill(ids)    # (V,), the prompt's cache: what `stream`'s first step computes
+        batch.join(cache)                      # row len(batch) - 1
+        logits = batch.step(tokens)            # tokens (B,): each row's newest token -> logits (B, V)
+        batch.leave([2])                       # drop rows; the others keep their order
+
+    The rows share one KV cache, left-padded: per layer keys / values (B, KV, S, hs) with each row's
+    real positions at the right end, and a padding mask (B, S), 1 = real. `forward` counts positions
+    from the mask, so a row's new token gets the position it has alone, and padded keys get no
+    attention weight. A join pads the shorter side on the left; a leave drops leading columns that
+    are padding in every remaining row. Greedy tokens equal `stream`'s for each sequence alone (up
+    to float rounding of batched matmuls, far below the gaps between top logits in practice).
+    """
+
+    def __init__(self, model: Decoder) -> None:
+        self.model = model
+        self.cache: KVCache | None = None
+        self.mask: Tensor | None = None  # (B, S) long
+
+    def __len__(self) -> int:
+        return 0 if self.mask is None else self.mask.shape[0]
+
+    @property
+    def width(self) -> int:
+        """S: cached positions per row, padding included."""
+        return 0 if self.mask is None else self.mask.shape[1]
+
+    @torch.no_grad()
+    def prefill(self, ids: Sequence[int]) -> tuple[Tensor, KVCache]:
+        """One prompt alone (no padding): its last position's logits (V,) and its cache (1 row)."""
+        dev = next(self.model.parameters()).device
+        cache = KVCache()
+        out = self.model(torch.tensor([list(ids)], dtype=torch.long, device=dev), past_key_values=cache,
+                         use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1], cache
+
+    def join(self, cache: KVCache) -> int:
+        """Add a prefilled sequence (a one-row cache of its tokens so far) as the last row; its index."""
+        if cache.cross:
+            raise ValueError("DecodeBatch: cross-attention caches (encoder-decoder) are not batched")
+        T = cache.seq_length()
+        mask = torch.ones(1, T, dtype=torch.long, device=cache.keys[0].device)  # (1, T)
+        if self.cache is None or self.mask is None:
+            self.cache, self.mask = _copy(cache), mask
+            return 0
+        S = self.width
+        new = _left_pad(cache, S - T) if T < S else _copy(cache)
+        if T > S:
+            self.cache = _left_pad(self.cache, T - S)
+            self.mask = F.pad(self.mask, (T - S, 0))  # (B, T)
+        elif T < S:
+            mask = F.pad(mask, (S - T, 0))  # (1, S)
+        self.cache.keys = [torch.cat([a, b], dim=0) for a, b in zip(self.cache.keys, new.keys)]  # (B + 1, KV, S', hs)
+        self.cache.values = [torch.cat([a, b], dim=0) for a, b in zip(self.cache.values, new.values)]
+        self.mask = torch.cat([self.mask, mask], dim=0)  # (B + 1, S')
+        return len(self) - 1
+
+    @torch.no_grad()
+    def step(self, tokens: Tensor) -> Tensor:
+        """Feed each row's newest token (B,); the logits of the token after it (B, V)."""
+        if self.cache is None or self.mask is None:
+            raise RuntimeError("DecodeBatch.step: no rows (join a prefilled sequence first)")
+        B = len(self)
+        if tuple(tokens.shape) != (B,):
+            raise ValueError(f"DecodeBatch.step: {tuple(tokens.shape)} tokens for {B} rows")
+        mask = torch.cat([self.mask, self.mask.new_ones(B, 1)], dim=1)  # (B, S + 1)
+        out = self.model(tokens[:, None], attention_mask=mask, past_key_values=self.cache, use_cache=True,
+                         logits_to_keep=1)  # tokens (B, 1)
+        self.mask = mask
+        return out.logits[:, -1]  # (B, V)
+
+    def leave(self, rows: Sequence[int]) -> None:
+        """Drop `rows`; the others keep their relative order (row indices shift down)."""
+        if self.cache is None or self.mask is None or not rows:
+            return
+        keep = [i for i in range(len(self)) if i not in set(rows)]
+        if not keep:
+            self.cache = self.mask = None
+            return
+        idx = torch.tensor(keep, device=self.mask.device)
+        mask = self.mask.index_select(0, idx)  # (B', S)
+        first = int(mask.any(0).long().argmax())  # leading columns that are padding in every row
+        self.mask = mask[:, first:]  # (B', S - first)
+        self.cache.keys = [k.index_select(0, idx)[:, :, first:] for k in self.cache.keys]  # (B', KV, S - first, hs)
+        self.cache.values = [v.index_select(0, idx)[:, :, first:] for v in self.cache.values]
+
+
+def _copy(cache: KVCache) -> KVCache:
+    out = KVCache()
+    out.keys, out.values = list(cache.keys), list(cache.values)
+    return out
+
+
+def _left_pad(cache: KVCache, n: int) -> KVCache:
+    """The cache with n zero positions before its first (masked out by the batch's padding mask)."""
+    out = KVCache()
+    out.keys = [F.pad(k, (0, 0, n, 0)) for k in cache.keys]  # (B, KV, S, hs) -> (B, KV, n + S, hs)
+    out.values = [F.pad(v, (0, 0, n, 0)) for v in cache.values]
+    return out
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:

@@ -231,13 +231,17 @@ class PromptClassifier:
             ctx.domain = self._scores(ctx, self._ids(self.domain_part(ctx.demos)))
 
     # ---- the public methods -------------------------------------------------------------------
-    def fit(self, examples: Sequence[Demo] | Sequence[Any], progress: bool = False) -> PromptClassifier:
-        """Take the training pool (text, label) and, for a fixed prompt, run its shared part once."""
+    def _take_pool(self, examples: Sequence[Demo] | Sequence[Any], what: str) -> list[Demo]:
+        """(text, label) pairs or examples with .text / .label -> clipped (text, label), labels checked."""
         pool = [(ex.text, ex.label) if hasattr(ex, "text") else (ex[0], ex[1]) for ex in examples]
         unknown = sorted({lab for _, lab in pool} - set(self.labels))
         if unknown:
-            raise ValueError(f"training labels {unknown} are not in the label set {self.labels}")
-        self.pool = [(self.clip(t), lab) for t, lab in pool]
+            raise ValueError(f"{what} labels {unknown} are not in the label set {self.labels}")
+        return [(self.clip(t), lab) for t, lab in pool]
+
+    def fit(self, examples: Sequence[Demo] | Sequence[Any], progress: bool = False) -> PromptClassifier:
+        """Take the training pool (text, label) and, for a fixed prompt, run its shared part once."""
+        self.pool = self._take_pool(examples, "training")
         o = self.options
         n = o.shots * len(self.labels)
         self.fixed = None
@@ -253,6 +257,16 @@ class PromptClassifier:
         else:
             demos = select_balanced(self.pool, o.shots, self.labels, o.seed)
         self.fixed = self._context(demos)
+        self._calibrate_constants(self.fixed)
+        return self
+
+    def use_demonstrations(self, demos: Sequence[Demo]) -> PromptClassifier:
+        """Take exactly these (text, label) demonstrations, in this order, as the fixed prompt (no
+        selection; `options.shots` and `select` are not used): what `transferlm serve`'s /prompt does
+        with the demonstrations a request gives. Runs the shared part and the calibration constants."""
+        self.pool = self._take_pool(demos, "demonstration")
+        self.selector = None
+        self.fixed = self._context(self.pool)
         self._calibrate_constants(self.fixed)
         return self
 

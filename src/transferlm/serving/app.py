@@ -15,13 +15,15 @@ can do the task answers):
 | POST /tag | inputs | per input, entities with character offsets (end exclusive) |
 | POST /generate | inputs, parameters, chat | the completion |
 | POST /generate_stream | same | server-sent events: one per token, then a last one with the text |
+| POST /prompt | inputs, labels (or label -> verbalizer), demonstrations, calibrate | per input, the label and every label's probability (few-shot prompting) |
 | GET /health, /models, /metrics | | status; the models and what they do; Prometheus text |
 | GET /, /docs, /openapi.json | | the web page; Swagger UI (served locally); the schema |
 
 Errors are JSON `{"error": message, "error_type": ...}`: a body over `max_body_bytes` or more
 than `max_inputs` inputs 413; invalid JSON, a missing or mistyped field, an input over the
 model's token limit (unless truncate; taggers window long texts, so only the
-server's --max-input-tokens applies to them) 422; an unknown model, endpoint, or a task the model
+server's --max-input-tokens applies to them) 422; a /prompt with an unknown demonstration label, an
+empty verbalizer or a prompt longer than the decoder's context (saying by how much) 422; an unknown model, endpoint, or a task the model
 cannot do 404; an exception inside the model 500 for that request only (batching.py reruns the
 pass without it).
 
@@ -33,7 +35,9 @@ plain asyncio underneath, which the batcher needs. fastapi-offline ships Swagger
 /docs works with no network.
 
 What this file does not do: authentication, TLS, CORS, several worker processes (one process
-holds the models and batches across all its connections), or /prompt (not served yet).
+holds the models and batches across all its connections). /prompt reuses prompting/ (one
+PromptClassifier per distinct labels + demonstrations + options, kept in a small LRU) and is not
+batched across requests.
 """
 
 from __future__ import annotations
@@ -47,18 +51,20 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal, Union
 
+import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .batching import BatchOptions, Batcher
+from .batching import BatchOptions, Batcher, GenerationBatcher
 from .metrics import ServerMetrics
-from .models import (DecoderModel, EmbedInput, EncoderModel, GenerateOptions, PipelineModel, ServedModel,
-                     TextDecoder)
+from .models import (DecoderModel, EmbedInput, EncoderModel, GenerateOptions, PipelineModel, PromptSpec,
+                     ServedModel, TextDecoder)
 
 log = logging.getLogger("transferlm.serve")
 STATIC = resources.files("transferlm.serving") / "static"
@@ -134,6 +140,31 @@ class GenerateRequest(_Body):
     chat: bool = Field(False, description="wrap the prompt as a ChatML user turn (SmolLM2-Instruct)")
 
 
+class Demonstration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(..., description="an example text")
+    label: str = Field(..., description="its label (one of `labels`)")
+
+
+class PromptRequest(_Body):
+    inputs: Inputs = Field(..., description="a text or a list of texts to classify")
+    labels: Union[list[str], dict[str, str]] = Field(
+        ..., description="the labels, or an object label -> verbalizer (the words scored for it; default: the label)")
+    demonstrations: list[Demonstration] = Field(
+        default_factory=list, description="labelled examples put before each text, in this order (k-shot prompting)")
+    calibrate: Literal["none", "contextual", "pmi"] = Field(
+        "none", description="contextual calibration (Zhao et al. 2021) or domain-conditional PMI (Holtzman et al. 2021)")
+    length_normalize: bool = Field(False, description="average the label tokens' log-probs instead of summing them")
+    instruction: str | None = Field(None, description="the prompt's first line; {labels} becomes the verbalizers "
+                                                      "(default: 'Classify each article as one of: {labels}.')")
+    input_prefix: str = Field("Article: ", description="text before each input")
+    answer_cue: str = Field("Topic:", description="text after each input, before the label")
+    max_text_tokens: int | None = Field(None, ge=1, description="clip every text to its first N tokens")
+    overflow: Literal["error", "clip"] = Field(
+        "error", description="a prompt over the context: error (422) or drop the test text's tail")
+    chat: bool = Field(False, description="render the prompt with the model's own chat template")
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(..., description="what went wrong, naming the field or the limit")
     error_type: str = Field(..., description="not_found | payload_too_large | validation | internal")
@@ -170,10 +201,13 @@ class Server:
                     self.batchers[(m.name, task)] = Batcher(
                         m.name, task, (lambda xs, m=m, task=task: m.run_batch(task, xs)), options.batching,
                         self.executor, self.metrics)
+        # continuous batching of generation, one per decoder (batching off: each stream steps alone)
+        self.generators = {m.name: GenerationBatcher(m, options.batching, self.executor, self.metrics)
+                           for m in models if isinstance(m, DecoderModel) and options.batching.enabled}
         self.started = time.time()
 
     def tasks(self) -> list[str]:
-        return [t for t in ("tokenize", "embed", "classify", "tag", "generate")
+        return [t for t in ("tokenize", "embed", "classify", "tag", "generate", "prompt")
                 if any(t in m.tasks for m in self.models.values())]
 
     def pick(self, task: str, name: str | None) -> ServedModel:
@@ -221,7 +255,8 @@ class Server:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
-UNION_TAGS = {"str": "a text", "list[str]": "a list of texts"}
+UNION_TAGS = {"str": "a text", "list[str]": "a list of texts", "dict[str,str]": "an object"}
+UNION_EXPECTED = {"labels": "a list of labels or an object label -> verbalizer"}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -230,7 +265,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         path = [str(x) for x in err.get("loc", ()) if x != "body"]
         tag = next((i for i, x in enumerate(path) if x in UNION_TAGS), None)
         if tag is not None:  # `inputs` is str | list[str]: one message, not one per branch
-            msg = f"{'.'.join(path[:tag])}: expected a text or a list of texts"
+            field = ".".join(path[:tag])
+            msg = f"{field}: expected {UNION_EXPECTED.get(field, 'a text or a list of texts')}"
             if msg not in parts:
                 parts.append(msg)
             continue
@@ -399,15 +435,17 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
         route("tokenize", tokenize, TokenizeRequest, "subword tokens with ids and character offsets")
 
     if "embed" in tasks:
-        async def embed(body: EmbedRequest) -> dict[str, Any]:
+        async def embed(body: EmbedRequest) -> Response:
             m = srv.pick("embed", body.model)
             assert isinstance(m, EncoderModel)
             texts = srv.texts(body.inputs)
             encs, lengths = m.prepare(texts, body.truncate)
             srv.check_lengths(m, lengths, body.truncate)
             payloads = [EmbedInput(e, body.pooling, body.normalize) for e in encs]
-            vecs = await srv.batched(m, "embed", payloads, [len(e.ids) for e in encs])
-            return {"model": m.name, "dim": len(vecs[0]), "embeddings": vecs}
+            vecs = np.stack(await srv.batched(m, "embed", payloads, [len(e.ids) for e in encs]))  # (N, C)
+            # one numpy -> JSON encode (orjson), not a walk over N x C Python floats
+            return Response(orjson.dumps({"model": m.name, "dim": int(vecs.shape[1]), "embeddings": vecs},
+                                         option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
         route("embed", embed, EmbedRequest, "sentence vectors (mean or [CLS] pooling)")
 
     if "classify" in tasks:
@@ -469,9 +507,15 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
             return m, ids, opts
 
         async def run_stream(m: DecoderModel, ids: list[int], opts: GenerateOptions):
-            """(token id, text piece) per step, each step a job on the compute thread."""
-            steps = m.steps(ids, opts)
+            """(token id, text piece) per step: from the decoder's continuous batch, or (batching off)
+            each step of this prompt alone as its own job on the compute thread."""
             text = TextDecoder(m.tokenizer)
+            if m.name in srv.generators:
+                async for tok in srv.generators[m.name].stream(ids, opts):
+                    srv.metrics.generated.inc(model=m.name)
+                    yield tok, text.add(tok)
+                return
+            steps = m.steps(ids, opts)
             while True:
                 tok = await srv.compute(next, steps, None)
                 if tok is None:
@@ -491,7 +535,7 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
                 raise APIError(500, f"model {m.name!r} failed on this request: {type(e).__name__}: {e}",
                                "internal") from e
             reason = "length" if len(out) >= opts.max_new_tokens else "stop"
-            return {"model": m.name, "generated_text": m.tokenizer.decode(out), "tokens": len(out),
+            return {"model": m.name, "generated_text": m.tokenizer.decode(out), "tokens": len(out), "token_ids": out,
                     "prompt_tokens": len(ids), "finish_reason": reason}
         route("generate", generate, GenerateRequest, "a completion of the prompt")
 
@@ -515,5 +559,47 @@ def create_app(models: list[ServedModel], options: ServeOptions | None = None) -
             return StreamingResponse(events(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         route("generate_stream", generate_stream, GenerateRequest, "the completion as server-sent events, one per token")
+
+    if "prompt" in tasks:
+        async def prompt(body: PromptRequest) -> dict[str, Any]:
+            from ..prompting import PromptTooLong
+
+            m = srv.pick("prompt", body.model)
+            assert isinstance(m, DecoderModel)
+            texts = srv.texts(body.inputs)
+            if isinstance(body.labels, dict):
+                labels, verbalizers = list(body.labels), [(k, v) for k, v in body.labels.items() if v != k]
+            else:
+                labels, verbalizers = list(body.labels), []
+            if not labels:
+                raise APIError(422, "labels: none given (a list of labels or an object label -> verbalizer)",
+                               "validation")
+            dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+            if dup:
+                raise APIError(422, f"labels: given twice: {dup}", "validation")
+            if len(body.demonstrations) > options.max_inputs:
+                raise APIError(413, f"demonstrations: {len(body.demonstrations)}; at most {options.max_inputs}",
+                               "payload_too_large")
+            spec = PromptSpec(tuple(labels), tuple(verbalizers), tuple((d.text, d.label) for d in body.demonstrations),
+                              body.calibrate, body.length_normalize, body.instruction, body.input_prefix,
+                              body.answer_cue, body.max_text_tokens, body.overflow, body.chat)
+            try:
+                records = await srv.compute(m.prompt_classify, spec, texts)
+            except PromptTooLong as e:
+                raise APIError(422, f"prompt too long: {e}", "validation") from None
+            except ValueError as e:  # unknown label, empty verbalizer, no chat template: the request's fault
+                raise APIError(422, str(e), "validation") from None
+            except Exception as e:  # noqa: BLE001
+                raise APIError(500, f"model {m.name!r} failed on this request: {type(e).__name__}: {e}",
+                               "internal") from e
+            srv.metrics.inputs.inc(len(texts), model=m.name, task="prompt")
+            results = [{"label": r["label"],
+                        "probabilities": sorted(({"label": k, "score": float(v)} for k, v in r["probs"].items()),
+                                                key=lambda d: -d["score"]),
+                        "log_scores": r["scores"], "clipped_tokens": r["clipped_tokens"]} for r in records]
+            return {"model": m.name, "calibrate": body.calibrate, "demonstrations": len(body.demonstrations),
+                    "results": results}
+        route("prompt", prompt, PromptRequest,
+              "few-shot classification by prompting a decoder: each label's probability as the continuation")
 
     return app

@@ -19,16 +19,22 @@ The policy (the token-budget batching of Hugging Face's text-embeddings-inferenc
 
 `BatchOptions(enabled=False)` is the baseline: one request's inputs per pass, nothing gathered.
 
-What this file does not do: continuous batching of generation (decoding steps of different
-prompts are not merged; app.py runs each step of a stream as its own job on the compute thread,
-so streams and batches interleave), priorities, or time-outs of queued inputs.
+Generation (`GenerationBatcher`, one per decoder) is continuous batching, as in
+text-generation-inference: each new prompt is prefilled alone at a step boundary and joins the
+running `DecodeBatch` (models/decoder.py); every decode step is one forward pass over all active
+sequences; a sequence leaves when it stops (a stop token, max_new_tokens, or its client went
+away). Each step is one job on the compute thread, so other models' passes interleave with it.
+With batching off, app.py runs each stream's steps as their own jobs (`DecoderModel.steps`).
+
+What this file does not do: priorities, time-outs of queued inputs, batched prefill (prompts are
+prefilled one at a time, so a sequence's first token is exactly what it is alone), or preemption.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +53,8 @@ class BatchOptions:
     # How long the first input of an idle queue waits for company: short, so a lone request
     # hardly pays for batching (TEI does not wait at all; a little waiting helps bursts).
     max_wait_ms: float = 2.0
+    # Sequences decoded together by one decoder (continuous batching); later ones wait to join.
+    max_decode_rows: int = 32
     # A pass's fixed work in token-equivalents, for cutting a gathered group of mixed lengths into
     # passes (plan_passes). `benchmarks/serve.py --calibrate` fits MiniLM's forward time on this
     # 2-core CPU as 4.46 ms + 149 us x tokens: the fixed part is 30 tokens' worth (2026-12-06), and
@@ -58,6 +66,8 @@ class BatchOptions:
             raise ValueError(f"max_batch_tokens must be at least 1, not {self.max_batch_tokens}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, not {self.max_wait_ms}")
+        if self.max_decode_rows < 1:
+            raise ValueError(f"max_decode_rows must be at least 1, not {self.max_decode_rows}")
         if self.pass_cost_tokens < 0:
             raise ValueError(f"pass_cost_tokens must be >= 0, not {self.pass_cost_tokens}")
 
@@ -188,8 +198,7 @@ class Batcher:
                 if not group:
                     continue
                 if self.metrics is not None:
-                    self.metrics.batch_size.observe(len(group), model=self.model, task=self.task)
-                    self.metrics.batch_tokens.observe(len(group) * group[0].length, model=self.model, task=self.task)
+                    self.metrics.batch(self.model, self.task, len(group), len(group) * group[0].length)
                     self.metrics.inputs.inc(len(group), model=self.model, task=self.task)
                 outcomes = await loop.run_in_executor(self.executor, self._run_safely, [it.payload for it in group])
                 for it, (ok, value) in zip(group, outcomes):
@@ -211,3 +220,146 @@ class Batcher:
             if len(payloads) == 1:
                 return [(False, e)]
         return [self._run_safely([p])[0] for p in payloads]
+
+
+class _Sequence:
+    """One /generate request inside the GenerationBatcher."""
+
+    def __init__(self, ids: list[int], opts: Any, loop: asyncio.AbstractEventLoop) -> None:
+        import torch
+
+        self.ids, self.opts, self.loop = ids, opts, loop
+        self.generator = torch.Generator().manual_seed(opts.seed) if opts.seed is not None else None
+        self.out: asyncio.Queue = asyncio.Queue()  # token ids, then None (done) or an exception
+        self.produced = 0  # tokens chosen, a stop token included (as Decoder.stream counts them)
+        self.last = -1  # the newest token, fed at the next step
+        self.gone = False  # the client went away: leave at the next step boundary
+
+    def choose(self, logits) -> bool:
+        """Pick the next token from logits (V,) (Decoder's next_token); False when the sequence ends."""
+        from ..models.decoder import next_token
+
+        o = self.opts
+        tok = int(next_token(logits[None], o.do_sample, o.temperature, o.top_k, o.top_p, self.generator)[0])
+        self.produced += 1
+        if tok in o.stop_token_ids:
+            return False
+        self.last = tok
+        self.loop.call_soon_threadsafe(self.out.put_nowait, tok)
+        return self.produced < o.max_new_tokens
+
+
+class GenerationBatcher:
+    """Continuous batching of one decoder's /generate and /generate_stream requests."""
+
+    def __init__(self, model: Any, options: BatchOptions, executor: Executor,
+                 metrics: ServerMetrics | None = None) -> None:
+        from ..models.decoder import DecodeBatch
+
+        self.served, self.options, self.executor, self.metrics = model, options, executor, metrics
+        self.batch = DecodeBatch(model.model)  # touched on the compute thread only
+        self.waiting: list[_Sequence] = []
+        self.active: list[_Sequence] = []  # row i of the batch decodes active[i]
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+
+    async def stream(self, ids: list[int], opts: Any) -> AsyncIterator[int]:
+        """The new token ids of `ids`'s continuation as they are chosen (stop tokens not included)."""
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done():
+            self._wake = asyncio.Event()
+            self._worker = loop.create_task(self._loop(), name=f"generate-{self.served.name}")
+        seq = _Sequence(ids, opts, loop)
+        if opts.max_new_tokens == 0:
+            return
+        self.waiting.append(seq)
+        self._queue_changed()
+        assert self._wake is not None
+        self._wake.set()
+        try:
+            while True:
+                item = await seq.out.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            seq.gone = True  # finished, failed or cancelled: nothing more is decoded for it
+
+    def _queue_changed(self) -> None:
+        if self.metrics is not None:
+            self.metrics.queue_length.set(len(self.waiting), model=self.served.name)
+
+    @staticmethod
+    def _finish(seq: _Sequence, error: BaseException | None = None) -> None:
+        seq.loop.call_soon_threadsafe(seq.out.put_nowait, error)
+
+    def _prefill(self, seq: _Sequence) -> bool:
+        """Compute thread: run the prompt alone, choose its first token, join the batch if it goes on."""
+        import torch
+
+        with torch.inference_mode():
+            logits, cache = self.batch.prefill(seq.ids)
+            if not seq.choose(logits):
+                return False
+            self.batch.join(cache)
+        return True
+
+    def _step(self) -> list[bool]:
+        """Compute thread: one decode step over every row; per row, whether it goes on."""
+        import torch
+
+        with torch.inference_mode():
+            tokens = torch.tensor([s.last for s in self.active])
+            logits = self.batch.step(tokens)  # (B, V)
+            return [s.choose(logits[r]) for r, s in enumerate(self.active)]
+
+    def _leave(self, rows: list[int]) -> None:
+        self.batch.leave(rows)
+        gone = set(rows)
+        self.active = [s for r, s in enumerate(self.active) if r not in gone]
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None
+        while True:
+            while not self.waiting and not self.active:
+                self._wake.clear()
+                await self._wake.wait()
+            # a step boundary: the clients gone leave, then waiting prompts are prefilled and join
+            gone = [r for r, s in enumerate(self.active) if s.gone]
+            if gone:
+                await loop.run_in_executor(self.executor, self._leave, gone)
+            while self.waiting and len(self.active) < self.options.max_decode_rows:
+                seq = self.waiting.pop(0)
+                self._queue_changed()
+                if seq.gone:
+                    continue
+                try:
+                    goes_on = await loop.run_in_executor(self.executor, self._prefill, seq)
+                except Exception as e:  # noqa: BLE001 - this prompt failed; the others go on
+                    self._finish(seq, e)
+                    continue
+                if goes_on:
+                    self.active.append(seq)
+                else:
+                    self._finish(seq)
+                if self.metrics is not None:
+                    self.metrics.inputs.inc(1, model=self.served.name, task="generate")
+            if not self.active:
+                continue
+            if self.metrics is not None:
+                self.metrics.batch(self.served.name, "generate", len(self.active), len(self.active) * self.batch.width)
+            try:
+                going = await loop.run_in_executor(self.executor, self._step)
+            except Exception as e:  # noqa: BLE001 - a failed step fails every row in it
+                for s in self.active:
+                    self._finish(s, e)
+                await loop.run_in_executor(self.executor, self._leave, list(range(len(self.active))))
+                continue
+            ended = [r for r, ok in enumerate(going) if not ok]
+            for r in ended:
+                self._finish(self.active[r])
+            if ended:
+                await loop.run_in_executor(self.executor, self._leave, ended)

@@ -53,14 +53,29 @@ class _Metric:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
 
 
-class Counter(_Metric):
+class _Scalar(_Metric):
+    """One number per label set: what counters and gauges share (storage, reading, rendering)."""
+
+    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help, labelnames)
+        self._values: dict[tuple[str, ...], float] = {}
+
+    def value(self, **labels: str) -> float:
+        return self._values.get(self._key(labels), 0.0)
+
+    def render(self) -> list[str]:
+        with self._lock:
+            items = sorted(self._values.items())
+        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
+
+
+class Counter(_Scalar):
     kind = "counter"
 
     def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
         if not name.endswith("_total"):
             raise ValueError(f"counter {name!r}: Prometheus counters are named *_total")
         super().__init__(name, help, labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         if amount < 0:
@@ -69,34 +84,14 @@ class Counter(_Metric):
         with self._lock:
             self._values[key] = self._values.get(key, 0.0) + amount
 
-    def value(self, **labels: str) -> float:
-        return self._values.get(self._key(labels), 0.0)
 
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
-
-
-class Gauge(_Metric):
+class Gauge(_Scalar):
     kind = "gauge"
-
-    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help, labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         key = self._key(labels)
         with self._lock:
             self._values[key] = float(value)
-
-    def value(self, **labels: str) -> float:
-        return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
 
 
 class Histogram(_Metric):
@@ -167,7 +162,8 @@ class ServerMetrics:
         self.latency = r.add(Histogram("transferlm_request_duration_seconds",
                                        "time from request to response (to the last event for streams)",
                                        ("endpoint",), LATENCY_BUCKETS))
-        self.batch_size = r.add(Histogram("transferlm_batch_size", "inputs per forward pass",
+        self.batch_size = r.add(Histogram("transferlm_batch_size",
+                                          "inputs per forward pass (generate: sequences per decode step)",
                                           ("model", "task"), SIZE_BUCKETS))
         self.batch_tokens = r.add(Histogram("transferlm_batch_tokens", "padded tokens per forward pass",
                                             ("model", "task"), TOKEN_BUCKETS))
@@ -176,6 +172,11 @@ class ServerMetrics:
         self.inputs = r.add(Counter("transferlm_inputs_total", "inputs (texts, prompts) computed",
                                     ("model", "task")))
         self.generated = r.add(Counter("transferlm_generated_tokens_total", "tokens generated", ("model",)))
+
+    def batch(self, model: str, task: str, rows: int, padded_tokens: int) -> None:
+        """One forward pass (or decode step) of `rows` inputs: both batch histograms, in one place."""
+        self.batch_size.observe(rows, model=model, task=task)
+        self.batch_tokens.observe(padded_tokens, model=model, task=task)
 
     def render(self) -> str:
         return self.registry.render()

@@ -1,11 +1,13 @@
 """The models one `transferlm serve` process holds, and what each can do.
 
     load_model("minilm", "minilm")          # an encoder: tokenize, embed
-    load_model("topics", "runs/clf")        # a saved TextClassifier: tokenize, classify
+    load_model("topics", "runs/clf")        # a saved TextClassifier (encoder or GPT-1 decoder): tokenize, classify
+    load_model("ulmfit", "runs/lstm/model") # a saved ULMFiT LSTM classifier: classify
     load_model("ner", "runs/tagger")        # a saved Tagger / SpanTagger: tokenize, tag
-    load_model("smol", "smollm2")           # a decoder (GGUF, GPT-2 / Llama folder): tokenize, generate
+    load_model("smol", "smollm2")           # a decoder (GGUF, GPT-2 / Llama folder): tokenize, generate, prompt
 
-A source is an asset name, a folder written by a transferlm pipeline (`transferlm_pipeline.json`),
+A source is an asset name, a folder written by a transferlm pipeline (`transferlm_pipeline.json`;
+or a ULMFiT LSTM classifier's, config.json model_type "lstm_classifier"),
 a Hugging Face folder (an encoder, or a decoder when config.json says gpt2 / llama or a
 *ForCausalLM architecture) or a .gguf file. Each served model turns a list of inputs into a list
 of results in one forward pass (`run_batch`); the batching itself is in batching.py, the HTTP in
@@ -18,16 +20,18 @@ answering pipelines (no endpoint for them yet: loading one is an error that says
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from ..data import assets
 from ..embeddings import contextual
 
-TASKS = ("tokenize", "embed", "classify", "tag", "generate")
+TASKS = ("tokenize", "embed", "classify", "tag", "generate", "prompt")
 
 
 class ModelLoadError(ValueError):
@@ -52,6 +56,23 @@ class GenerateOptions:
     top_p: float | None = None
     seed: int | None = None
     stop_token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What a /prompt request asks for besides its texts; equal specs share one prepared classifier."""
+
+    labels: tuple[str, ...]
+    verbalizers: tuple[tuple[str, str], ...]  # (label, words) where they differ from the label
+    demonstrations: tuple[tuple[str, str], ...]  # (text, label), in prompt order
+    calibrate: str = "none"
+    length_normalize: bool = False
+    instruction: str | None = None  # None: PromptTemplate's default
+    input_prefix: str = "Article: "
+    answer_cue: str = "Topic:"
+    max_text_tokens: int | None = None
+    overflow: str = "error"
+    chat: bool = False
 
 
 class ServedModel:
@@ -110,21 +131,25 @@ class EncoderModel(ServedModel):
             full = contextual.encode(texts, self.tokenizer, self.max_tokens)
         return full, lengths
 
-    def run_batch(self, task: str, inputs: list[EmbedInput]) -> list[list[float]]:
+    def run_batch(self, task: str, inputs: list[EmbedInput]) -> list[np.ndarray]:
+        """One float32 vector (C,) per input, pooled for the whole pass at once (rows of one array)."""
         if task != "embed":
             return super().run_batch(task, inputs)
-        out: list[list[float] | None] = [None] * len(inputs)
+        out: list[np.ndarray | None] = [None] * len(inputs)
         encs = [x.enc for x in inputs]
         with torch.inference_mode():
             # one pass: batch_size = all inputs (the batcher sized it); padded to its longest
             for idx, x, am in contextual.run_batches(encs, self.model, (self.last,), "mean", len(encs), self.pad_id):
+                v = contextual.mean_pool(x, am)  # (B, C)
+                cls = torch.tensor([inputs[i].pooling == "cls" for i in idx])  # (B,)
+                if bool(cls.any()):
+                    v = torch.where(cls[:, None], contextual.cls_pool(x), v)
+                norm = torch.tensor([inputs[i].normalize for i in idx])  # (B,)
+                if bool(norm.any()):
+                    v = torch.where(norm[:, None], contextual.l2_normalize(v), v)
+                rows = v.float().numpy()  # (B, C): one conversion for the pass
                 for r, i in enumerate(idx):
-                    row = x[r:r + 1]  # (1, T, C)
-                    mask = am[r:r + 1] if am is not None else None
-                    v = contextual.mean_pool(row, mask) if inputs[i].pooling == "mean" else contextual.cls_pool(row)
-                    if inputs[i].normalize:
-                        v = contextual.l2_normalize(v)
-                    out[i] = v[0].float().tolist()
+                    out[i] = rows[r]
         return out  # type: ignore[return-value]
 
 
@@ -148,6 +173,12 @@ class PipelineModel(ServedModel):
         return self.pipeline.task == "pair"
 
     def count_tokens(self, text: str, pair: str | None = None) -> int:
+        p = self.pipeline
+        if hasattr(p, "_special_id"):  # a GPT-1 DecoderClassifier adds <start> [<delim>] <extract> itself
+            o = p.options
+            specials = p._special_id(o.start_token) + p._special_id(o.extract_token) + (
+                p._special_id(o.delimiter_token) if pair is not None else [])
+            return len(self.tokenizer.encode(text, pair, add_special_tokens=False).ids) + len(specials)
         return len(self.tokenizer.encode(text, pair).ids)
 
     def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
@@ -165,15 +196,41 @@ class PipelineModel(ServedModel):
         return super().run_batch(task, inputs)
 
 
+class UlmfitModel(PipelineModel):
+    """A ULMFiT LSTM classifier (pipelines/ulmfit.py): a word vocabulary, no subword tokenizer with
+    character offsets, so it serves /classify only; inputs are counted in its words."""
+
+    def __init__(self, name: str, source: str, pipeline: Any) -> None:
+        ServedModel.__init__(self, name, source, None, int(pipeline.max_length))
+        self.pipeline, self.kind, self.tasks = pipeline, "classifier", ("classify",)
+        self.labels = list(pipeline.labels)
+
+    def count_tokens(self, text: str, pair: str | None = None) -> int:
+        p = self.pipeline  # UlmfitClassifier.encode, before its cut to max_length
+        return max(1, sum(len(p.vocab.encode_line(line, p.model.config.tokenizer))
+                          for line in text.splitlines() if line.strip()))
+
+    def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
+        if task != "classify":
+            return super().run_batch(task, inputs)
+        probs = self.pipeline.predict_proba([x[0] for x in inputs])  # (N, K); single texts only
+        return [sorted(({"label": lab, "score": float(p)} for lab, p in zip(self.labels, row)),
+                       key=lambda d: -d["score"]) for row in probs]
+
+
 class DecoderModel(ServedModel):
-    """A causal LM: greedy or sampled continuations, one step at a time (`Decoder.stream`)."""
+    """A causal LM: greedy or sampled continuations, one step at a time (`Decoder.stream`), and
+    few-shot classification by verbalizer scoring (prompting/fewshot.py's `PromptClassifier`)."""
 
     kind = "decoder"
-    tasks = ("tokenize", "generate")
+    tasks = ("tokenize", "generate", "prompt")
+    PROMPT_CACHE = 8  # prepared classifiers kept (their shared prompt's KV cache and calibration)
 
-    def __init__(self, name: str, source: str, model: Any, tokenizer: Any) -> None:
+    def __init__(self, name: str, source: str, model: Any, tokenizer: Any, path: Path | None = None) -> None:
         super().__init__(name, source, tokenizer, int(model.config.max_position_embeddings))
         self.model = model.eval()
+        self.path = path  # the file or folder, for the chat template
+        self._classifiers: OrderedDict[PromptSpec, Any] = OrderedDict()
         self.eos = [int(model.config.eos_token_id)] if model.config.eos_token_id is not None else []
         self.chat_ids = (tokenizer.token_to_id("<|im_start|>"), tokenizer.token_to_id("<|im_end|>"))
 
@@ -199,6 +256,43 @@ class DecoderModel(ServedModel):
             if tok in opts.stop_token_ids:
                 return
             yield tok
+
+
+    def prompt_classifier(self, spec: PromptSpec) -> Any:
+        """The PromptClassifier of `spec`, its shared part and calibration constants computed once
+        (a small LRU: repeated requests with the same labels and demonstrations reuse them).
+        Raises ValueError (prompting's PromptTooLong included) for what the request got wrong."""
+        from ..prompting import ChatTemplate, PromptClassifier, PromptOptions, PromptTemplate
+
+        clf = self._classifiers.get(spec)
+        if clf is not None:
+            self._classifiers.move_to_end(spec)
+            return clf
+        template = PromptTemplate(input_prefix=spec.input_prefix, answer_cue=spec.answer_cue)
+        if spec.instruction is not None:
+            template.instruction = spec.instruction
+        chat = None
+        if spec.chat:
+            if self.path is None:
+                raise ValueError(f"chat: model {self.name!r} was not loaded from a file or folder with a chat template")
+            chat = ChatTemplate.from_model(self.path)
+        options = PromptOptions(calibrate=spec.calibrate, length_normalize=spec.length_normalize,
+                                max_text_tokens=spec.max_text_tokens, overflow=spec.overflow, chat=spec.chat)
+        with torch.inference_mode():
+            clf = PromptClassifier(self.model, self.tokenizer, list(spec.labels), dict(spec.verbalizers), template,
+                                   chat, options)
+            clf.use_demonstrations(list(spec.demonstrations))
+        self._classifiers[spec] = clf
+        while len(self._classifiers) > self.PROMPT_CACHE:
+            self._classifiers.popitem(last=False)
+        return clf
+
+    def prompt_classify(self, spec: PromptSpec, texts: list[str]) -> list[dict[str, Any]]:
+        """One record per text (PromptClassifier.classify's: label, scores, probs, clipped_tokens);
+        runs on the compute thread."""
+        clf = self.prompt_classifier(spec)
+        with torch.inference_mode():
+            return clf.classify(texts, [f"inputs[{i}]" for i in range(len(texts))])
 
 
 def _inference_steps(stream: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -246,7 +340,15 @@ def load_model(name: str, source: str) -> ServedModel:
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelLoadError(f"--model {name}={source}: expected a .gguf file or a model folder")
-        return DecoderModel(name, source, Decoder.from_pretrained(path), ByteLevelBPETokenizer.from_gguf(path))
+        return DecoderModel(name, source, Decoder.from_pretrained(path), ByteLevelBPETokenizer.from_gguf(path), path)
+    from ..models.lstm import is_lstm_folder
+    from ..pipelines.ulmfit import is_lstm_classifier_folder
+
+    if is_lstm_classifier_folder(path):
+        return UlmfitModel(name, source, pipeline_base.load(path))
+    if is_lstm_folder(path):
+        raise ModelLoadError(f"--model {name}={source}: an LSTM language model; fine-tune it into a classifier "
+                             f"(transferlm finetune --task classify --model {source}) and serve that folder")
     if (path / pipeline_base.PIPELINE_FILE).is_file():
         task = pipeline_base.read_pipeline_config(path)["task"]
         if task == "qa":
@@ -264,7 +366,7 @@ def load_model(name: str, source: str) -> ServedModel:
     archs = cfg.get("architectures") or []
     if cfg.get("model_type") in ("gpt2", "llama") or any(str(a).endswith("ForCausalLM") or
                                                           str(a).endswith("LMHeadModel") for a in archs):
-        return DecoderModel(name, source, Decoder.from_pretrained(path), load_tokenizer(path))
+        return DecoderModel(name, source, Decoder.from_pretrained(path), load_tokenizer(path), path)
     model, tok = contextual.load(path)
     return EncoderModel(name, source, model, tok)
 

@@ -1,6 +1,7 @@
 // The page of `transferlm serve`: calls the JSON API of the same server and draws the answers.
 // Tokens: one coloured box per subword; classes: one bar per label; entities: <mark> over the
-// character offsets /tag returns; prompt: reads /generate_stream's server-sent events as they come.
+// character offsets /tag returns; prompt: reads /generate_stream's server-sent events as they come,
+// or classifies the prompt box's text by prompting the decoder (/prompt) into the labels typed.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -42,8 +43,8 @@ function drawTokens(res) {
   });
 }
 
-function drawClasses(rows) {
-  const box = $("classes");
+function drawClasses(rows, target = "classes") {
+  const box = $(target);
   box.replaceChildren();
   rows.forEach((r, k) => {
     const row = document.createElement("div");
@@ -180,6 +181,25 @@ async function generate() {
   }
 }
 
+async function promptClassify() {
+  const status = $("prompt-status");
+  showError("");
+  $("prompt-classify").disabled = true;
+  status.textContent = "scoring\u2026";
+  try {
+    const labels = $("prompt-labels").value.split(",").map((s) => s.trim()).filter((s) => s);
+    const r = await post("/prompt", {model: $("generate-model").value, inputs: $("prompt").value, labels,
+                                     calibrate: $("prompt-calibrate").value, overflow: "clip"});
+    drawClasses(r.results[0].probabilities, "prompt-classes");
+    status.textContent = `done: ${r.results[0].label}`;
+  } catch (e) {
+    showError(e.message);
+    status.textContent = "";
+  } finally {
+    $("prompt-classify").disabled = false;
+  }
+}
+
 async function init() {
   const {models} = await (await fetch("/models")).json();
   $("served").textContent = "Serving " + models.map((m) => `${m.name} (${m.kind})`).join(", ");
@@ -200,6 +220,8 @@ async function init() {
     .every((p) => $(p).hidden);
   $("analyze").addEventListener("click", analyse);
   $("generate").addEventListener("click", generate);
+  $("prompt-classify-controls").hidden = !models.some((m) => m.tasks.includes("prompt"));
+  $("prompt-classify").addEventListener("click", promptClassify);
   document.body.dataset.ready = "true";
 }
 
