@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -86,6 +87,20 @@ def start_server(mode: str, threads: int, model: str = "minilm", http: str = "au
             return proc, m.group(1)
     proc.kill()
     raise RuntimeError("the server did not start in 300 s")
+
+
+@contextmanager
+def served(mode: str, threads: int, model: str = "minilm", http: str = "auto"):
+    """The URL of a server started by `start_server`, stopped (Ctrl-C, then kill) on the way out."""
+    proc, url = start_server(mode, threads, model, http)
+    try:
+        yield url
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 BAD_REQUESTS = [  # (what, body bytes, expected status)
@@ -203,17 +218,10 @@ def main_generate(args) -> int:
           f"{args.seconds:.0f} s per mode, {args.new_tokens} greedy new tokens each; server --threads {args.threads}")
     results = {}
     for mode in args.modes.split(","):
-        proc, url = start_server(mode, args.threads, "smollm2", args.http)
-        try:
+        with served(mode, args.threads, "smollm2", args.http) as url:
             with httpx.Client(base_url=url, timeout=600) as c:  # warm up
                 c.post("/generate", json={"inputs": texts[0], "parameters": {"max_new_tokens": 4}}).raise_for_status()
             res = asyncio.run(load_generate(url, texts, args.clients, args.seconds, args.new_tokens, args.seed))
-        finally:
-            proc.send_signal(2)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         results[mode] = res
         print(f"batching {mode:6s}: {res['tok_s']:7.1f} tokens/s  {res['rps']:5.2f} req/s  p50 {res['p50_ms']:7.0f} ms  "
               f"p99 {res['p99_ms']:7.0f} ms  {res['requests']} ok, {res['failed']} failed; "
@@ -302,20 +310,13 @@ def main() -> int:
             if cost is None:
                 raise SystemExit("--modes on:auto needs --calibrate")
             mode = f"on:{cost:.0f}"
-        proc, url = start_server(mode, args.threads, http=args.http)
-        try:
+        with served(mode, args.threads, http=args.http) as url:
             with httpx.Client(base_url=url, timeout=60) as c:  # warm up: first passes allocate
                 for t in texts[:16]:
                     c.post("/embed", json={"inputs": t}).raise_for_status()
             res = asyncio.run(load(url, texts, args.clients, args.seconds, args.seed))
             with httpx.Client(base_url=url, timeout=10) as c:
                 res["healthy_after"] = c.get("/health").status_code == 200
-        finally:
-            proc.send_signal(2)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         results[mode] = res
         print(f"batching {mode:6s}: {res['rps']:7.1f} req/s  p50 {res['p50_ms']:7.1f} ms  p99 {res['p99_ms']:7.1f} ms  "
               f"{res['requests']} ok, {res['failed']} failed; mean {res['mean_batch']:.1f} texts/pass; "
