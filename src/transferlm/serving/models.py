@@ -108,6 +108,10 @@ class ServedModel:
 
     # -- inference (runs on the compute thread) ---------------------------------------------------
     def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
+        """One forward pass over a dynamic batch of `task` inputs. Encoders and pipelines override it;
+        DecoderModel does not (its generation is batched step by step in batching.GenerationBatcher),
+        so this guard is what a batched task sent to a model without it would meet: routing only sends
+        a task to a model whose `tasks` list it."""
         raise NotImplementedError(f"{self.kind} model {self.name!r} does not {task}")
 
 
