@@ -4,7 +4,7 @@
     python benchmarks/lstm.py ptb --report                    # valid / test perplexity of the finished runs
     python benchmarks/lstm.py ulmfit --stage general|target [--minutes 13]
     python benchmarks/lstm.py bbc [--draws 3]                  # ULMFiT vs the same LSTM from scratch, 10 per class
-    python benchmarks/lstm.py elmo [--steps 1500] [--epochs 5]  # ELMo vs GloVe features, WNUT-16 entity F1
+    python benchmarks/lstm.py elmo [--steps 1500] [--cove-steps 1500] [--epochs 5]  # ELMo / CoVe / GloVe, WNUT-16 F1
 
 Every training run is `transferlm lm train` with --save-every, killed after --minutes (SIGTERM)
 and resumed by the next call from its last checkpoint (the Trainer's exact resume), so each call
@@ -49,6 +49,9 @@ EPOCHS, DECAY_START = 7, 4
 PTB_RUNS = {
     "small": ["--preset", "zaremba-small"],
     "awd": ["--preset", "awd-small"],
+    # the awd-small regularisers at about two thirds (a 200-wide model has less to spare than AWD-LSTM's 1150)
+    "awd-light": ["--preset", "awd-small", "--dropout", "0.2", "--dropouth", "0.15", "--dropouti", "0.25",
+                  "--dropoute", "0.05", "--wdrop", "0.2"],
 }
 COMMON = ["--epochs", str(EPOCHS), "--decay-start", str(DECAY_START), "--precision", "bf16", "--save-every", "200"]
 
@@ -198,16 +201,18 @@ def _train_tagger(featurize, dim: int, train, tags: list[str], epochs: int, mix=
     return head
 
 
-def elmo_vs_glove(steps: int, epochs: int, quick: bool = False) -> None:
-    """A small ELMo biLM trained here (PTB train + the WNUT training tweets) against frozen GloVe
-    6B 50d vectors, each under the same linear softmax tagging head; entity F1 (seqeval) on the
-    benchmarks/finetune.py WNUT-16 test split."""
+def elmo_vs_glove(steps: int, epochs: int, quick: bool = False, cove_steps: int = 1500) -> None:
+    """A small ELMo biLM trained here (PTB train + the WNUT training tweets), CoVe trained here on the
+    same sentences (models/cove.py: a denoising seq2seq over GloVe inputs, no translation data exists
+    here) as [GloVe; CoVe], and frozen GloVe 6B 50d vectors alone, each under the same linear softmax
+    tagging head; entity F1 (seqeval) on the benchmarks/finetune.py WNUT-16 test split."""
     import numpy as np
     import torch
     from finetune import wnut_split
     from seqeval.metrics import f1_score
 
     from transferlm.embeddings.vectors import load_glove_asset
+    from transferlm.models.cove import CoVe, DenoisingPairs
     from transferlm.models.elmo import BiLM, BiLMCollate, ScalarMix
     from transferlm.models.lstm import WordVocab
     from transferlm.training.trainer import Trainer, TrainerConfig
@@ -258,13 +263,41 @@ def elmo_vs_glove(steps: int, epochs: int, quick: bool = False) -> None:
                 pred += [[tags[i] for i in ids[b, :len(s)].tolist()] for b, s in enumerate(batch)]
         return f1_score([ts for _, ts in test], pred)
 
+    # CoVe: the GloVe rows these sentences reach (+ the test tweets' words: the input table is frozen
+    # GloVe, nothing of the test set is learned), targets = the 10k-word vocabulary above.
+    words = {w.lower() for s in sents for w in s} | {w.lower() for ws, _ in test for w in ws}
+    rows = sorted(gi[w] for w in words if w in gi)
+    sub = {glove.words[r]: i for i, r in enumerate(rows)}
+    tgt_stoi = {w: i + 4 for i, w in enumerate(vocab.itos[2:])}  # 0 <unk>, 1 <bos>, 2 <eos>, 3 <pad>
+    torch.manual_seed(0)
+    cove = CoVe(gm[rows], len(tgt_stoi) + 4, hidden=128)
+    pairs = DenoisingPairs(sub, cove.unk_id, tgt_stoi, max_len=40)
+    t0 = time.time()
+    ccfg = TrainerConfig(run_dir=str(RUNS / "cove"), max_steps=cove_steps, batch_size=32, lr=2e-3, weight_decay=0.0,
+                         log_every=50, save_every=100, progress_bar=False, precision="fp32", device="cpu")
+    Trainer(cove, sents, pairs, ccfg).fit()
+    print(f"CoVe: {cove_steps} steps of 32 sentences ({time.time() - t0:.0f}s)", flush=True)
+    cove.eval()
+
+    def cove_feats(sentences):
+        T = max(map(len, sentences))
+        ids = torch.full((len(sentences), T), cove.unk_id, dtype=torch.long)
+        mask = torch.zeros(len(sentences), T, dtype=torch.bool)
+        for b, s in enumerate(sentences):
+            ids[b, :len(s)] = torch.tensor(pairs.source_ids(s))
+            mask[b, :len(s)] = True
+        with torch.no_grad():
+            return cove.features(ids, mask), mask
+
     mix = ScalarMix(bilm.num_layers + 1)
     head_e = _train_tagger(elmo_feats, 2 * bilm.dim, train, tags, epochs, mix=mix)
+    head_c = _train_tagger(cove_feats, gm.shape[1] + 2 * cove.hidden, train, tags, epochs)
     head_g = _train_tagger(glove_feats, gm.shape[1], train, tags, epochs)
-    fe, fg = f1(elmo_feats, head_e, mix), f1(glove_feats, head_g)
+    fe, fc, fg = f1(elmo_feats, head_e, mix), f1(cove_feats, head_c), f1(glove_feats, head_g)
     print(f"\nWNUT-16 entity F1 (seqeval), frozen features + linear softmax head, {epochs} epochs, "
           f"{len(train)} train / {len(test)} test tweets")
     print(f"{'ELMo (trained here, scalar mix)':>34} {fe:.4f}")
+    print(f"{'[GloVe; CoVe] (CoVe trained here)':>34} {fc:.4f}")
     print(f"{'GloVe 6B 50d':>34} {fg:.4f}")
     print("mix weights softmax(s):", [round(float(w), 3) for w in mix.scalars.detach().softmax(0)], "gamma",
           round(float(mix.gamma.detach()), 3))
@@ -280,6 +313,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["ptb", "ulmfit", "bbc", "elmo"])
     ap.add_argument("--steps", type=int, default=1500, help="elmo: biLM training steps (batch 32 sentences)")
+    ap.add_argument("--cove-steps", type=int, default=1500, help="elmo: CoVe training steps (batch 32 sentences)")
     ap.add_argument("--quick", action="store_true", help="elmo: 200 / 100 tweets (a smoke test)")
     ap.add_argument("--run", choices=sorted(PTB_RUNS), default="small")
     ap.add_argument("--report", action="store_true")
@@ -295,7 +329,7 @@ def main() -> None:
     elif a.what == "ulmfit":
         ulmfit_train(a.stage, a.minutes, a.epochs or (0.06 if a.stage == "general" else 0.15))
     elif a.what == "elmo":
-        elmo_vs_glove(a.steps, int(a.epochs or 5), a.quick)
+        elmo_vs_glove(a.steps, int(a.epochs or 5), a.quick, a.cove_steps)
     else:
         bbc(a.draws, epochs=a.epochs or 20.0, max_length=a.max_length)
 

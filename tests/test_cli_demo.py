@@ -117,6 +117,7 @@ def test_the_new_rows_ulmfit_glove_prompting_are_measured_on_the_same_samples(de
     g, t = lm["general"], lm["target"]
     plan = json.loads((out / "lstm" / "general" / "plan.json").read_text())
     assert g["steps"] == plan["steps"] >= 10 and t["steps"] >= 10  # budgets turned into steps once
+    assert plan["precision"] in ("bf16", "fp32")  # the precision the step time was measured in
     assert 1.0 < g["heldout_ppl"] < g["vocab_size"] and 1.0 < g["unigram_ppl"] < g["vocab_size"]
     assert 0.0 < t["train_loss"] < 10.0
     for name in ("general", "target"):

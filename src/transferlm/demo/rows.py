@@ -57,9 +57,10 @@ def _lm_corpus(vocab, texts: list[str], tokenizer: str) -> torch.Tensor:
     return vocab.encode_corpus("\n".join(texts), tokenizer)
 
 
-def _steps_for_lm_budget(lm, ids: torch.Tensor, batch_size: int, bptt: int, minutes: float) -> tuple[int, float]:
-    """Time forward + backward + an Adam step on real TBPTT blocks (after one warm-up) on a copy of
-    the model -> the step count that fills `minutes` (at least 10)."""
+def _steps_for_lm_budget(lm, ids: torch.Tensor, batch_size: int, bptt: int, minutes: float,
+                         precision: str) -> tuple[int, float]:
+    """Time forward + backward (in `precision`) + an Adam step on real TBPTT blocks (after warm-up)
+    on a copy of the model -> the step count that fills `minutes` (at least 10)."""
     import copy
 
     from ..models.lstm import StreamLM, TBPTTBlocks
@@ -70,7 +71,9 @@ def _steps_for_lm_budget(lm, ids: torch.Tensor, batch_size: int, bptt: int, minu
     times = []
     for k in range(7):  # the first calls build kernels and optimizer state: three warm-up steps
         t0 = time.perf_counter()
-        m(data[k % len(data)])["loss"].backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = m(data[k % len(data)])["loss"]
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
@@ -88,21 +91,25 @@ def _unigram_perplexity(train_ids: torch.Tensor, ids: torch.Tensor, vocab_size: 
     return math.exp(-float(logp[ids].mean()))
 
 
-def _train_lm_stage(cfg, name: str, folder: Path, lm, vocab, ids: torch.Tensor, minutes: float, lr: float,
-                    layer_decay: float | None, per_step: float | None = None) -> dict[str, Any]:
-    """Train `lm` for `minutes` turned into steps once (plan.json); `per_step`: a step time measured
-    already (the target LM has the general LM's shapes: its plan's time serves)."""
+def _train_lm_stage(cfg, name: str, folder: Path, lm, vocab, ids: torch.Tensor, minutes: float,
+                    recipe: dict[str, Any], per_step: float | None = None) -> dict[str, Any]:
+    """Train `lm` for `minutes` turned into steps once (plan.json) with `recipe` (LMTrainConfig's
+    optimizer, lr, schedule, layer_decay, max_grad_norm); `per_step`: a step time measured already
+    (the target LM has the general LM's shapes: its plan's time serves)."""
     from ..models.lstm import TBPTTBlocks
     from ..pipelines.ulmfit import LMTrainConfig, train_lm
+    from .stages import pretrain_precision
 
+    precision = "bf16" if cfg.lstm_bf16 and pretrain_precision(cfg) == "bf16" else "fp32"
     plan_file = folder / "plan.json"
     plan = json.loads(plan_file.read_text(encoding="utf-8")) if plan_file.exists() else None
     if plan is None:
         if per_step is None:
-            steps, per_step = _steps_for_lm_budget(lm, ids, cfg.lstm_batch_size, cfg.lstm_bptt, minutes)
+            steps, per_step = _steps_for_lm_budget(lm, ids, cfg.lstm_batch_size, cfg.lstm_bptt, minutes, precision)
         else:
             steps = max(10, int(minutes * 60 / per_step))
-        plan = {"steps": steps, "seconds_per_step": round(per_step, 4), "tokens": int(ids.numel())}
+        plan = {"steps": steps, "seconds_per_step": round(per_step, 4), "tokens": int(ids.numel()),
+                "precision": precision}
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(plan_file, json.dumps(plan) + "\n")
     steps = int(plan["steps"])
@@ -110,11 +117,8 @@ def _train_lm_stage(cfg, name: str, folder: Path, lm, vocab, ids: torch.Tensor, 
     _say(f"      {name}: {steps} steps of {cfg.lstm_batch_size} x {cfg.lstm_bptt} words "
          f"({steps / blocks:.2f} passes over {ids.numel():,} words; measured {plan['seconds_per_step']:.2f} s "
          f"per step on this machine{'' if name.startswith('general') else ', for the general LM'})")
-    # ULMFiT sec. 3.2: Adam(0.7, 0.99) with slanted triangular rates; discriminative rates (/ 2.6)
-    # for the target fine-tuning; the general LM from scratch gets one rate for all layers.
     tc = LMTrainConfig(out=str(folder), epochs=(steps + 0.5) / blocks, batch_size=cfg.lstm_batch_size,
-                       bptt=cfg.lstm_bptt, optimizer="adam", lr=lr, schedule="slanted_triangular",
-                       layer_decay=layer_decay, max_grad_norm=1.0, seed=cfg.seed,
+                       bptt=cfg.lstm_bptt, **recipe, precision=plan.get("precision", "fp32"), seed=cfg.seed,
                        save_every=max(5, steps // 8), log_every=max(1, min(20, steps // 20)), progress=cfg.progress)
     resumed = (folder / "checkpoints" / "latest").exists()
     t0 = time.perf_counter()
@@ -151,7 +155,12 @@ def stage_lstm_lm(cfg, data, markers) -> dict[str, Any]:
         n = sum(p.numel() for p in lm.parameters())
         _say(f"      {cfg.lstm_layers} LSTM layers, {cfg.lstm_hidden} wide, {cfg.lstm_emb}-d tied embeddings, "
              f"{len(vocab):,} words, {n / 1e6:.1f} M parameters")
-        r = _train_lm_stage(cfg, "general LM", gen_dir, lm, vocab, ids, cfg.lstm_budget_minutes, cfg.lstm_lr, None)
+        # Zaremba et al. 2014's recipe (SGD, a constant lr 20 on the mean loss, clip 0.25: the
+        # zaremba-small preset of cli/lm.py) or ULMFiT's Adam with slanted triangular rates.
+        recipe = (dict(optimizer="sgd", lr=cfg.lstm_lr, schedule="constant", max_grad_norm=0.25)
+                  if cfg.lstm_optimizer == "sgd" else
+                  dict(optimizer="adam", lr=cfg.lstm_lr, schedule="slanted_triangular", max_grad_norm=1.0))
+        r = _train_lm_stage(cfg, "general LM", gen_dir, lm, vocab, ids, cfg.lstm_budget_minutes, recipe)
         held = [ln.strip() for ln in assets.ptb_text("valid").splitlines() if ln.strip()][: cfg.lstm_heldout_lines]
         held_ids = _lm_corpus(vocab, held, tok)
         r["heldout_ppl"] = round(perplexity(lm, held_ids, 10, 35), 2)
@@ -164,8 +173,11 @@ def stage_lstm_lm(cfg, data, markers) -> dict[str, Any]:
     lm, vocab = LSTMLanguageModel.from_pretrained(gen_dir / "model")
     ids = _lm_corpus(vocab, articles, tok)
     per_step = json.loads((gen_dir / "plan.json").read_text(encoding="utf-8"))["seconds_per_step"]
+    # ULMFiT sec. 3.2: Adam(0.7, 0.99), slanted triangular rates, discriminative rates (/ 2.6)
+    recipe = dict(optimizer="adam", lr=cfg.lstm_target_lr, schedule="slanted_triangular", layer_decay=2.6,
+                  max_grad_norm=1.0)
     r = _train_lm_stage(cfg, "target LM (ULMFiT sec. 3.2)", tgt_dir, lm, vocab, ids, cfg.lstm_target_minutes,
-                        cfg.lstm_target_lr, 2.6, per_step)
+                        recipe, per_step)
     _say(f"      target LM: {r['steps']} steps in {r['seconds']:.0f} s; training loss {r['train_loss']:.2f} "
          f"(perplexity {math.exp(r['train_loss']):.0f} on its last batches)")
     markers.put("2_lstm_target", r)

@@ -126,8 +126,10 @@ class DemoConfig:
     lstm_layers: int = 2
     lstm_batch_size: int = 32  # parallel TBPTT streams
     lstm_bptt: int = 35
-    lstm_lr: float = 1e-2  # the general LM: Adam(0.7, 0.99), slanted triangular (3e-3 left a 108-step LM
-    # at the unigram model's perplexity: 657 vs 602 on PTB valid; 1e-2, 351 steps: 367)
+    lstm_optimizer: str = "sgd"  # the general LM: sgd (Zaremba's constant rate, clip 0.25) | adam (slanted triangular)
+    lstm_lr: float = 20.0  # sgd: 20 (zaremba-small); adam: 1e-2 (3e-3 left a 108-step LM at the unigram
+    # model's perplexity: 657 vs 602 on PTB valid; 1e-2, 351 steps: 367)
+    lstm_bf16: bool = True  # the LSTM LMs in bf16 autocast where pretraining uses it (pretrain_precision)
     lstm_target_lr: float = 4e-3  # the target LM: ULMFiT's 4e-3, discriminative rates / 2.6
     lstm_heldout_lines: int = 1000  # PTB valid lines for the general LM's held-out perplexity
     # The classifier, both twins alike (ULMFiT recipe, pipelines/ulmfit.py). Measured on 250 held-out
@@ -160,6 +162,10 @@ class DemoConfig:
     ptb_fraction: float = 1.0  # the share of PTB train used as unlabeled text
     train_articles: int | None = None  # BBC train articles used as unlabeled text (None: all)
     progress: bool = True  # progress bars on stderr
+
+    def __post_init__(self) -> None:
+        if self.lstm_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"lstm_optimizer must be sgd or adam, not {self.lstm_optimizer!r}")
 
     def results_key(self) -> dict[str, Any]:
         """The options that decide the results (all but where they go and how they are shown)."""
