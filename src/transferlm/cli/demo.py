@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-minutes", type=float, default=None,
                    help="pretraining wall time in minutes (default: 4; --quick: 0.25)")
     p.add_argument("--lstm-minutes", type=float, default=None,
-                   help="wall time of the LSTM LM pretrained for the ULMFiT row, in minutes (default: 3; --quick: 0.1)")
+                   help="wall time of the LSTM LM pretrained for the ULMFiT row, in minutes (default: 1.5; the target-text fine-tuning after it: 0.5; --quick: 0.1)")
     p.add_argument("--labels-per-class", type=int, default=None,
                    help="labelled BBC articles per topic for fine-tuning (default: 10; --quick: 5)")
     p.add_argument("--model", default=None, choices=[n for n in PRESETS if n.startswith("bert")],
