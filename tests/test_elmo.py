@@ -53,6 +53,20 @@ def test_directions_see_only_their_side():
     assert len(l1) == 3 and l1[0].shape == (2, 6, 2 * H) and m.tolist()[1] == [True] + [False] * 5
 
 
+def test_token_vectors_tell_words_apart_at_unit_scale():
+    """The LSTMs must see which word came: at initialisation the char-CNN's token vectors (after its
+    layer norm) are unit-sized and differ from word to word by a large share of that size. Without
+    the norm they were ~0.14 in size with words differing by ~0.05, and the biLM sat at the unigram
+    model's loss on PTB (docs/benchmarks.md)."""
+    bilm = BiLM(1000, dim=128, num_layers=2)
+    words = assets.ptb_text("valid").split()[:300]
+    chars, _ = bilm.chars.encode([words])
+    with torch.no_grad():
+        tok = bilm.cnn(chars)[0]  # (T, H)
+    assert 0.5 < float(tok.pow(2).mean().sqrt()) < 2.0  # unit scale
+    assert float(tok.std(0).mean()) > 0.2  # across words, per dimension (0.05 without the norm)
+
+
 def test_bilm_trains_jointly_on_ptb(tmp_path):
     lines = [l.split() for l in assets.ptb_text("train").splitlines()[:400] if l.strip()]
     vocab = WordVocab.build([" ".join(l) for l in lines], max_size=1500)

@@ -77,6 +77,11 @@ class CharCNN(nn.Module):
         n_filters = sum(n for _, n in filters)
         self.highways = nn.ModuleList(Highway(n_filters) for _ in range(highway_layers))
         self.proj = nn.Linear(n_filters, out_dim)
+        # Not in ELMo: a layer norm on the token vector. Without it the vectors start ~0.14 in size with
+        # words differing by ~0.05 (the max-pooled filters share a floor), the LSTMs barely see which
+        # word came, and on PTB + WNUT the biLM sat at the unigram model's loss for 1,500 steps (6.61
+        # vs 6.64) while the vectors grew to ~14 in size and saturated the LSTMs (docs/benchmarks.md).
+        self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, chars: Tensor) -> Tensor:
         B, T, C = chars.shape
@@ -85,7 +90,7 @@ class CharCNN(nn.Module):
         h = torch.cat([torch.tanh(conv(x)).max(-1).values for conv in self.convs], -1)  # (B*T, n_filters)
         for hw in self.highways:
             h = hw(h)
-        return self.proj(h).view(B, T, -1)  # (B, T, out_dim)
+        return self.norm(self.proj(h)).view(B, T, -1)  # (B, T, out_dim)
 
 
 class ScalarMix(nn.Module):
