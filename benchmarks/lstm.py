@@ -291,14 +291,38 @@ def elmo_vs_glove(steps: int, epochs: int, quick: bool = False, cove_steps: int 
         with torch.no_grad():
             return cove.features(ids, mask), mask
 
+    class GloveElmo(torch.nn.Module):
+        """[GloVe(w); ELMo_task(w)]: Peters et al. 2018 sec. 3.3 add ELMo to the task model's own input
+        vectors (GloVe in their taggers) rather than replacing them."""
+
+        def __init__(self):
+            super().__init__()
+            self.mix = ScalarMix(bilm.num_layers + 1)
+
+        def forward(self, feats):
+            (layers, _), (g, _) = feats
+            return torch.cat([g, self.mix(layers)], -1)
+
+    def glove_elmo_feats(sentences):
+        e, mask = elmo_feats(sentences)
+        return (e, mask), glove_feats(sentences)
+
+    def glove_elmo(sentences):  # (features, mask) as f1() and _train_tagger() expect
+        both = glove_elmo_feats(sentences)
+        return both, both[0][1]
+
     mix = ScalarMix(bilm.num_layers + 1)
     head_e = _train_tagger(elmo_feats, 2 * bilm.dim, train, tags, epochs, mix=mix)
+    mix_ge = GloveElmo()
+    head_ge = _train_tagger(glove_elmo, gm.shape[1] + 2 * bilm.dim, train, tags, epochs, mix=mix_ge)
     head_c = _train_tagger(cove_feats, gm.shape[1] + 2 * cove.hidden, train, tags, epochs)
     head_g = _train_tagger(glove_feats, gm.shape[1], train, tags, epochs)
-    fe, fc, fg = f1(elmo_feats, head_e, mix), f1(cove_feats, head_c), f1(glove_feats, head_g)
+    fe, fge = f1(elmo_feats, head_e, mix), f1(glove_elmo, head_ge, mix_ge)
+    fc, fg = f1(cove_feats, head_c), f1(glove_feats, head_g)
     print(f"\nWNUT-16 entity F1 (seqeval), frozen features + linear softmax head, {epochs} epochs, "
           f"{len(train)} train / {len(test)} test tweets")
     print(f"{'ELMo (trained here, scalar mix)':>34} {fe:.4f}")
+    print(f"{'[GloVe; ELMo] (ELMo trained here)':>34} {fge:.4f}")
     print(f"{'[GloVe; CoVe] (CoVe trained here)':>34} {fc:.4f}")
     print(f"{'GloVe 6B 50d':>34} {fg:.4f}")
     print("mix weights softmax(s):", [round(float(w), 3) for w in mix.scalars.detach().softmax(0)], "gamma",
