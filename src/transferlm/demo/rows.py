@@ -3,8 +3,10 @@ features, and SmolLM2 few-shot prompting -- each on the same label samples and t
 
 - The LSTM language model (issue #13; `stage_lstm_lm`, run after stage 2): a word-level LSTM LM
   (models/lstm.py: tied embeddings, "words" tokenizer) trained on the demo's unlabeled text (PTB
-  train + the BBC train split's articles, the text of stages 1 and 2) for a time budget turned into
-  a step count once (measured on this machine, stored in OUT/lstm/general/plan.json), then
+  train + the BBC train split's articles, the text of stages 1 and 2) with Zaremba et al.'s SGD (lr 20
+  on the mean loss, clip 0.25; `lstm_optimizer="adam"`: ULMFiT's Adam) in bf16 autocast where
+  pretraining uses it, for a time budget turned into a step count once (measured on this machine,
+  in that precision, stored in OUT/lstm/general/plan.json), then
   ULMFiT's target-LM fine-tuning (Howard & Ruder 2018 sec. 3.2: Adam(0.7, 0.99), discriminative
   rates / 2.6, slanted triangular rates) on the BBC train split's articles alone, also for a budget
   turned into steps. Both go through pipelines/ulmfit.py `train_lm` (the shared Trainer: a rerun
