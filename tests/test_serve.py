@@ -430,6 +430,15 @@ def test_model_specs_and_load_errors(tmp_path):
         load_model("x", str(tmp_path / "w.bin"))
 
 
+def test_a_batched_task_a_model_does_not_serve_is_refused_by_name():
+    """run_batch's guard: the task, the model and what it serves (routing never sends such a task)."""
+    from transferlm.serving.models import UnsupportedTask
+
+    m = load_model("minilm", "minilm")
+    with pytest.raises(UnsupportedTask, match=r"encoder model 'minilm' does not classify \(it serves: tokenize, embed\)"):
+        m.run_batch("classify", [("a text", None)])
+
+
 def test_cli_serve_in_a_subprocess(tmp_path, capsys):
     assert main(["serve", "--model", "ptb"]) == 2
     assert "data, not a model" in capsys.readouterr().err

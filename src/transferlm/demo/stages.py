@@ -518,6 +518,7 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
     few, dev = data.samples[sample]
     gold = [lab for _, lab in data.test]
     resumed = False
+    clf = None  # a trained pipeline (the BERTs, MiniLM, the LSTM rows), scored and kept below
     extra: dict[str, Any] = {}
     n_train = len(few)
     run_dir = out / "finetune" / (method if sample == 0 else f"{method}-{sample}")
@@ -537,12 +538,6 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
         resumed = (run_dir / "checkpoints" / "latest").exists()
         r = rows.ulmfit_one(cfg, data, method, sample, run_dir)
         clf, seconds, n_params = r["clf"], r["train_seconds"], r["parameters"]
-        pred = _predict(clf, [t for t, _ in data.test], "scoring", cfg.progress)
-        if sample == 0:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{method}.", suffix=".tmp", dir=out / "models"))
-            clf.save_pretrained(tmp / "m")
-            _replace_dir(tmp / "m", out / "models" / f"bbc-{method}")
-            shutil.rmtree(tmp, ignore_errors=True)
     else:
         resumed = (run_dir / "checkpoints" / "latest").exists()
         c = replace(cfg, seed=cfg.seed + sample)  # head init and data order
@@ -558,8 +553,9 @@ def _finetune_one(cfg: DemoConfig, data: DemoData, method: str, sample: int) -> 
                 batch_size=cfg.finetune_batch_size, min_steps=min_steps, out_dir=str(run_dir),
                 progress=cfg.progress, seed=c.seed, save_every=max(1, min_steps // 4))
         seconds = time.perf_counter() - t0
+    if clf is not None:  # the trained classifiers: score the test split, keep the first sample's model
         pred = _predict(clf, [t for t, _ in data.test], "scoring", cfg.progress)
-        if sample == 0:  # the first sample's models are kept (Hugging Face folders)
+        if sample == 0:  # (Hugging Face folders; ULMFiT's own folder format for the LSTM rows)
             tmp = Path(tempfile.mkdtemp(prefix=f".{method}.", suffix=".tmp", dir=out / "models"))
             clf.save_pretrained(tmp / "m")
             _replace_dir(tmp / "m", out / "models" / f"bbc-{method}")

@@ -34,6 +34,11 @@ from ..embeddings import contextual
 TASKS = ("tokenize", "embed", "classify", "tag", "generate", "prompt")
 
 
+class UnsupportedTask(LookupError):
+    """A batched task sent to a model that does not serve it (routing sends a task only to a model
+    whose `tasks` list names it, so this is an internal error, a 500)."""
+
+
 class ModelLoadError(ValueError):
     """A --model source that cannot be served; the message says what was expected."""
 
@@ -112,7 +117,8 @@ class ServedModel:
         DecoderModel does not (its generation is batched step by step in batching.GenerationBatcher),
         so this guard is what a batched task sent to a model without it would meet: routing only sends
         a task to a model whose `tasks` list it."""
-        raise NotImplementedError(f"{self.kind} model {self.name!r} does not {task}")
+        raise UnsupportedTask(f"{self.kind} model {self.name!r} does not {task} "
+                              f"(it serves: {', '.join(self.tasks)})")
 
 
 class EncoderModel(ServedModel):
@@ -167,6 +173,11 @@ class PipelineModel(ServedModel):
         self.tasks = ("tokenize", "classify") if self.kind == "classifier" else ("tokenize", "tag")
         self.labels = list(pipeline.labels)
 
+    def _ranked(self, probs: Any) -> list[list[dict[str, Any]]]:
+        """(N, K) class probabilities -> per input, every label with its score, best first."""
+        return [sorted(({"label": lab, "score": float(p)} for lab, p in zip(self.labels, row)),
+                       key=lambda d: -d["score"]) for row in probs]
+
     def info(self) -> dict[str, Any]:
         return {**super().info(), "labels": self.labels, "pipeline": type(self.pipeline).__name__,
                 **({"pairs": True} if self.kind == "classifier" and self.pairs else {})}
@@ -189,9 +200,7 @@ class PipelineModel(ServedModel):
         if task == "classify" and self.kind == "classifier":
             texts = [x[0] for x in inputs]  # inputs are (text, text_b or None)
             pairs = [x[1] for x in inputs] if self.pairs else None
-            probs = self.pipeline.predict_proba(texts, pairs, batch_size=len(inputs))  # (N, K)
-            return [sorted(({"label": lab, "score": float(p)} for lab, p in zip(self.labels, row)),
-                           key=lambda d: -d["score"]) for row in probs]
+            return self._ranked(self.pipeline.predict_proba(texts, pairs, batch_size=len(inputs)))  # (N, K)
         if task == "tag" and self.kind == "tagger":
             rows = self.pipeline.predict(inputs, batch_size=len(inputs))
             # plain tag sets (POS) give every word with its "tag": one span per word, named label
@@ -217,9 +226,7 @@ class UlmfitModel(PipelineModel):
     def run_batch(self, task: str, inputs: list[Any]) -> list[Any]:
         if task != "classify":
             return super().run_batch(task, inputs)
-        probs = self.pipeline.predict_proba([x[0] for x in inputs])  # (N, K); single texts only
-        return [sorted(({"label": lab, "score": float(p)} for lab, p in zip(self.labels, row)),
-                       key=lambda d: -d["score"]) for row in probs]
+        return self._ranked(self.pipeline.predict_proba([x[0] for x in inputs]))  # (N, K); single texts only
 
 
 class DecoderModel(ServedModel):
