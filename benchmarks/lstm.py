@@ -300,16 +300,12 @@ def elmo_vs_glove(steps: int, epochs: int, quick: bool = False, cove_steps: int 
             self.mix = ScalarMix(bilm.num_layers + 1)
 
         def forward(self, feats):
-            (layers, _), (g, _) = feats
+            layers, g = feats
             return torch.cat([g, self.mix(layers)], -1)
 
-    def glove_elmo_feats(sentences):
-        e, mask = elmo_feats(sentences)
-        return (e, mask), glove_feats(sentences)
-
-    def glove_elmo(sentences):  # (features, mask) as f1() and _train_tagger() expect
-        both = glove_elmo_feats(sentences)
-        return both, both[0][1]
+    def glove_elmo(sentences):  # ((ELMo layers, GloVe vectors), mask) as f1() and _train_tagger() expect
+        layers, mask = elmo_feats(sentences)
+        return (layers, glove_feats(sentences)[0]), mask
 
     mix = ScalarMix(bilm.num_layers + 1)
     head_e = _train_tagger(elmo_feats, 2 * bilm.dim, train, tags, epochs, mix=mix)

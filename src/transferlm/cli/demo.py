@@ -1,6 +1,6 @@
 """`transferlm demo`: the main job — the transfer-learning story end to end on the built-in data.
 
-    transferlm demo                     # about 20 minutes on a 2-core CPU
+    transferlm demo                     # about 12 minutes on 2 quiet CPU cores
     transferlm demo --quick             # about 2 minutes (what CI runs)
     transferlm demo --budget-minutes 20 --model bert-mini --labels-per-class 25
 

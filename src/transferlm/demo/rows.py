@@ -102,10 +102,10 @@ def _train_lm_stage(cfg, name: str, folder: Path, lm, vocab, ids: torch.Tensor, 
     from ..pipelines.ulmfit import LMTrainConfig, train_lm
     from .stages import pretrain_precision
 
-    precision = "bf16" if cfg.lstm_bf16 and pretrain_precision(cfg) == "bf16" else "fp32"
     plan_file = folder / "plan.json"
     plan = json.loads(plan_file.read_text(encoding="utf-8")) if plan_file.exists() else None
-    if plan is None:
+    if plan is None:  # a resumed stage keeps the precision its step count was planned for
+        precision = "bf16" if cfg.lstm_bf16 and pretrain_precision(cfg) == "bf16" else "fp32"
         if per_step is None:
             steps, per_step = _steps_for_lm_budget(lm, ids, cfg.lstm_batch_size, cfg.lstm_bptt, minutes, precision)
         else:
