@@ -102,3 +102,63 @@ def test_bilm_trains_jointly_on_ptb(tmp_path):
     assert tagger.mix.scalars.grad is not None and tagger.mix.scalars.grad.abs().sum() > 0
     assert all(torch.equal(a, b) for a, b in zip(before, bilm.parameters()))  # the biLM stayed frozen
     assert {n.split(".")[0] for n, _ in tagger.named_parameters()} == {"mix", "out"}
+
+
+def test_elmo_features_under_the_crf_tagger_and_the_classification_head():
+    """ElmoWithHead: frozen ELMo + scalar mix under heads/' CRFTagger (WNUT-16 tweets, BIO constraints)
+    and ClassificationHead (ULMFiT concat pooling over the word mask, BBC News articles); the mix and the head
+    learn, the biLM stays frozen."""
+    from transferlm.heads.classification import ClassificationHead
+    from transferlm.heads.tagging import CRFTagger
+    from transferlm.models.elmo import ElmoWithHead
+
+    bilm = small_bilm(500)
+    before = [p.detach().clone() for p in bilm.parameters()]
+
+    def train(model, batches, loss_fn, steps=30):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for step in range(steps):
+            words, gold = batches[step % len(batches)]
+            out, mask = model(words)
+            loss = loss_fn(model.head, out, mask, gold)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        return losses
+
+    tweets = assets.wnut16()[:64]
+    tags = sorted({t for _, ts in tweets for t in ts})
+    tag_id = {t: i for i, t in enumerate(tags)}
+    crf = ElmoWithHead(bilm, CRFTagger(2 * bilm.dim, len(tags), labels=tags, constraints="bio"))
+
+    def crf_loss(head, em, mask, gold):
+        labels = torch.full(mask.shape, -100)
+        for b, ts in enumerate(gold):
+            labels[b, :len(ts)] = torch.tensor([tag_id[t] for t in ts])
+        return head.loss(em, labels)
+
+    batches = [([w for w, _ in tweets[k:k + 16]], [ts for _, ts in tweets[k:k + 16]]) for k in range(0, 64, 16)]
+    losses = train(crf, batches, crf_loss)
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3
+    em, mask = crf(batches[0][0])
+    paths = crf.head.decode(em, mask)
+    assert [len(p) for p in paths] == [len(w) for w in batches[0][0]]  # one tag per word
+
+    articles = assets.bbc_news()[::60][:40]  # every class, 40 articles
+    labels = sorted({y for _, y in articles})
+    clf = ElmoWithHead(bilm, ClassificationHead(2 * bilm.dim, len(labels), pooling="concat"))
+    docs = [(t.split()[:25 + 5 * (i % 8)], labels.index(y)) for i, (t, y) in enumerate(articles)]  # ragged: padding
+    batches = [([w for w, _ in docs[k:k + 10]], torch.tensor([y for _, y in docs[k:k + 10]])) for k in range(0, 40, 10)]
+    losses = train(clf, batches, lambda head, logits, mask, gold: F.cross_entropy(logits, gold), steps=80)
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3
+    clf.eval()
+    logits, mask = clf(batches[0][0])
+    assert logits.shape == (10, len(labels)) and mask.shape[0] == 10
+    with torch.no_grad():  # the head pools over the words only: the word mask reaches it
+        layers, m = bilm.features(batches[0][0])
+        torch.testing.assert_close(logits, clf.head(clf.mix(layers), attention_mask=m))
+        assert not torch.allclose(logits, clf.head(clf.mix(layers)))
+    assert all(torch.equal(a, b) for a, b in zip(before, bilm.parameters()))  # the biLM stayed frozen
+    assert {n.split(".")[0] for n, _ in clf.named_parameters()} == {"mix", "head"}

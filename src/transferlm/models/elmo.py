@@ -12,13 +12,17 @@ trained jointly, and the task-specific scalar mix of their layers used as frozen
   directions' next-word / previous-word cross-entropies.
 - `ScalarMix`: ELMo eq. 1, ELMo_task = gamma * sum_j softmax(s)_j h_j over the L + 1 layers
   (layer 0 = the char-CNN vector, repeated for both directions).
-- `BiLM.layers(words)`: the L + 1 layer states (B, T, 2H), for frozen features under any head.
+- `BiLM.layers(words)`: the L + 1 layer states (B, T, 2H), for frozen features under any head;
+  `ElmoWithHead(bilm, head)` puts them, mixed, under a head of heads/ (softmax or CRF tagging,
+  classification); `ElmoTagger` is the plain linear softmax tagger.
 
 Does not: the published 2 x 4096 / 512 model and its weights (none exist here), layer norm on the
 mixed features, or sampled softmax.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import Tensor, nn
@@ -183,6 +187,27 @@ class BiLMCollate:
         for b, s in enumerate(sentences):
             ids[b, :len(s)] = torch.tensor([self.stoi.get(w, 0) for w in s])
         return {"chars": chars, "attention_mask": mask, "word_ids": ids}
+
+
+class ElmoWithHead(nn.Module):
+    """Frozen ELMo features and a task scalar mix under any head of heads/ (TokenTagger, CRFTagger,
+    ClassificationHead, ...): the head gets the mixed (B, T, 2H) states, and the word mask as
+    `attention_mask` when its forward takes one (ClassificationHead's pooling does)."""
+
+    def __init__(self, bilm: BiLM, head: nn.Module):
+        super().__init__()
+        self.bilm = [bilm]  # frozen, not a registered submodule: its weights are not trained or saved here
+        self.mix = ScalarMix(bilm.num_layers + 1)
+        self.head = head
+        self._wants_mask = "attention_mask" in inspect.signature(head.forward).parameters
+
+    def forward(self, sentences: list[list[str]]) -> tuple[Tensor, Tensor]:
+        """Lists of words -> (the head's output, the (B, T) word mask)."""
+        bilm = self.bilm[0].eval()
+        with torch.no_grad():
+            layers, mask = bilm.features(sentences)
+        x = self.mix(layers)  # (B, T, 2H)
+        return (self.head(x, attention_mask=mask) if self._wants_mask else self.head(x)), mask
 
 
 class ElmoTagger(nn.Module):
