@@ -189,39 +189,45 @@ class BiLMCollate:
         return {"chars": chars, "attention_mask": mask, "word_ids": ids}
 
 
-class ElmoWithHead(nn.Module):
+class _FrozenElmo(nn.Module):
+    """A frozen biLM and a task scalar mix of its layers: `mixed(sentences)` -> (B, T, 2H), (B, T) mask."""
+
+    def __init__(self, bilm: BiLM):
+        super().__init__()
+        self.bilm = [bilm]  # frozen, not a registered submodule: its weights are not trained or saved here
+        self.mix = ScalarMix(bilm.num_layers + 1)
+
+    def mixed(self, sentences: list[list[str]]) -> tuple[Tensor, Tensor]:
+        bilm = self.bilm[0].eval()
+        with torch.no_grad():
+            layers, mask = bilm.features(sentences)
+        return self.mix(layers), mask  # only the mix gets gradients
+
+
+class ElmoWithHead(_FrozenElmo):
     """Frozen ELMo features and a task scalar mix under any head of heads/ (TokenTagger, CRFTagger,
     ClassificationHead, ...): the head gets the mixed (B, T, 2H) states, and the word mask as
     `attention_mask` when its forward takes one (ClassificationHead's pooling does)."""
 
     def __init__(self, bilm: BiLM, head: nn.Module):
-        super().__init__()
-        self.bilm = [bilm]  # frozen, not a registered submodule: its weights are not trained or saved here
-        self.mix = ScalarMix(bilm.num_layers + 1)
+        super().__init__(bilm)
         self.head = head
         self._wants_mask = "attention_mask" in inspect.signature(head.forward).parameters
 
     def forward(self, sentences: list[list[str]]) -> tuple[Tensor, Tensor]:
         """Lists of words -> (the head's output, the (B, T) word mask)."""
-        bilm = self.bilm[0].eval()
-        with torch.no_grad():
-            layers, mask = bilm.features(sentences)
-        x = self.mix(layers)  # (B, T, 2H)
+        x, mask = self.mixed(sentences)
         return (self.head(x, attention_mask=mask) if self._wants_mask else self.head(x)), mask
 
 
-class ElmoTagger(nn.Module):
+class ElmoTagger(_FrozenElmo):
     """Frozen ELMo features -> ScalarMix -> dropout -> linear tag scores (a softmax tagging head)."""
 
     def __init__(self, bilm: BiLM, num_tags: int, dropout: float = 0.2):
-        super().__init__()
-        self.bilm = [bilm]  # frozen, not a registered submodule: its weights are not trained or saved here
-        self.mix = ScalarMix(bilm.num_layers + 1)
+        super().__init__(bilm)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * bilm.dim, num_tags)
 
     def forward(self, sentences: list[list[str]]) -> tuple[Tensor, Tensor]:
-        bilm = self.bilm[0].eval()
-        with torch.no_grad():
-            layers, mask = bilm.features(sentences)
-        return self.out(self.drop(self.mix(layers))), mask  # (B, T, K), (B, T)
+        x, mask = self.mixed(sentences)
+        return self.out(self.drop(x)), mask  # (B, T, K), (B, T)
